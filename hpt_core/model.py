@@ -1,0 +1,371 @@
+"""``HPTConfig`` and ``HPTModel``: HPT, the paper's baselines and its ablations as flags of one model.
+
+Forward pass (default configuration, paper §3, spec §1.8)::
+
+    collate ──> [train] MLM corruption of text tokens ──> graph: T' = T + GAT([V; T])[C:]
+      ──> inputs_embeds = E[ids] with T' at [Vm] and e_P at [PRED] ──> encoder ──> H_P = H[pred_pos]
+      ──> scores s_i = v_i · Transform(H_P[depth(i)]) + b_i ──> ZMLCE per level + λ · MLM (head at masked rows only)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpt_core.errors import ConfigError
+from hpt_core.graph import CONNECTIONS, HierarchyInjection
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.losses import bce_loss, mask_tokens, mlm_loss, zmlce_loss
+from hpt_core.template import TEMPLATE_KINDS, PromptTemplate, TemplateBatch
+from hpt_core.verbalizer import HardVerbalizer, Verbalizer, label_name_embeddings
+
+__all__ = ["HPTConfig", "HPTModel", "HPTOutput", "VARIANTS", "ABLATIONS"]
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "hpt": {},
+    "finetune": {"template": "none"},
+    "hard": {"template": "hard"},
+    "soft": {"template": "soft"},
+}
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "no-constraint": {"constraint": False},
+    "no-injection": {"injection": False},
+    "no-hierarchy": {"constraint": False, "injection": False},
+    "bce": {"loss": "bce"},
+    "no-mlm": {"mlm": False},
+    "random-connection": {"connection": "random"},
+    "depth-increasing": {"connection": "depth_increasing"},
+}
+
+
+@dataclass
+class HPTConfig:
+    """Architecture of one model; saved as ``config.json`` beside the weights.
+
+    ``None`` fields are resolved in ``__post_init__`` from ``template`` and ``code_faithful`` (spec §4), so a saved
+    config is always explicit. Prefer ``HPTConfig.for_variant("hpt", ablations=[...])``.
+    """
+
+    backbone: str = "minilm-l6"
+    template: str = "hpt"  # hpt | soft | hard | none (plain fine-tune)
+    constraint: bool | None = None  # one [PRED] per level (True) or one [PRED] for all labels
+    injection: bool | None = None  # hierarchy injection through the graph network
+    connection: str = "level"  # level | random | depth_increasing
+    graph_conv: str = "gat"  # gat | gcn
+    graph_layers: int = 1
+    graph_dropout: float = 0.1  # code-faithful graph layer only
+    graph_seed: int = 0  # random connection
+    loss: str | None = None  # zmlce | bce
+    zmlce_per_layer: bool | None = None  # Eq. 10 per level (paper) or one ZMLCE over all labels (code)
+    mlm: bool | None = None
+    mlm_weight: float = 1.0
+    mlm_probability: float = 0.15
+    soft_prompt_len: int = 8
+    hard_prompt: str = "The text is about"
+    verbalizer_transform: bool = True  # apply the MLM head's transform before scoring
+    label_init_special_tokens: bool | None = None  # include [CLS]/[SEP] in the label-word mean (code)
+    middle_sep: bool | None = None  # [SEP] between text and template (paper)
+    code_faithful: bool = False
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATE_KINDS:
+            raise ConfigError(f"Unknown template {self.template!r}; choose one of {', '.join(TEMPLATE_KINDS)}.")
+        is_hpt = self.template == "hpt"
+        for name in ("constraint", "injection"):
+            value = getattr(self, name)
+            if not is_hpt and value:
+                raise ConfigError(f"{name}=True only applies to template 'hpt', not {self.template!r}; leave it unset.")
+            setattr(self, name, is_hpt if value is None else bool(value))
+        if self.loss is None:
+            self.loss = "zmlce" if is_hpt else "bce"
+        if self.mlm is None:
+            self.mlm = is_hpt
+        if self.zmlce_per_layer is None:
+            self.zmlce_per_layer = not self.code_faithful
+        if self.label_init_special_tokens is None:
+            self.label_init_special_tokens = self.code_faithful
+        if self.middle_sep is None:
+            self.middle_sep = not self.code_faithful
+        choices = {"loss": ("zmlce", "bce"), "connection": CONNECTIONS, "graph_conv": ("gat", "gcn")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"Unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}.")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ConfigError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}.")
+        if self.max_length < 16:
+            raise ConfigError(f"max_length must be at least 16 tokens, got {self.max_length}.")
+        if self.soft_prompt_len < 1 or self.graph_layers < 1:
+            raise ConfigError("soft_prompt_len and graph_layers must be at least 1.")
+
+    @classmethod
+    def for_variant(
+        cls, variant: str = "hpt", ablations: list[str] | tuple[str, ...] = (), code_faithful: bool = False, **kw: Any
+    ) -> HPTConfig:
+        """Config of a named variant (``hpt``, ``finetune``, ``hard``, ``soft``) with ablations applied."""
+        if variant not in VARIANTS:
+            raise ConfigError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
+        values: dict[str, Any] = dict(VARIANTS[variant])
+        for name in ablations:
+            if name not in ABLATIONS:
+                raise ConfigError(f"Unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}.")
+            if variant != "hpt":
+                raise ConfigError(f"Ablation {name!r} applies to the 'hpt' variant only, not {variant!r}.")
+            values.update(ABLATIONS[name])
+        values.update(kw)
+        return cls(code_faithful=code_faithful, **values)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HPTConfig:
+        """Strict: unknown keys raise ``ConfigError`` listing the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ConfigError(f"Unknown HPTConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}.")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def variant_name(self) -> str:
+        """Short human name, e.g. ``hpt``, ``hpt[no-mlm]``, ``finetune``, ``hpt (code-faithful)``."""
+        base = {"none": "finetune"}.get(self.template, self.template)
+        if self.template != "hpt":
+            return base
+        changed = [
+            name
+            for name, flags in ABLATIONS.items()
+            if name != "no-hierarchy" and all(getattr(self, k) == v for k, v in flags.items())
+        ]
+        name = base + (f"[{','.join(changed)}]" if changed else "")
+        return name + (" (code-faithful)" if self.code_faithful else "")
+
+
+@dataclass
+class HPTOutput:
+    """Result of ``HPTModel.forward``."""
+
+    scores: torch.Tensor  # (B, C) label scores; predict s > 0
+    loss: torch.Tensor | None = None  # scalar when the batch has labels
+    loss_parts: dict[str, torch.Tensor] = field(default_factory=dict)  # "classification", "mlm"
+
+
+class HPTModel(nn.Module):
+    """One model for every variant. Build with ``HPTModel.from_backbone(config, hierarchy)`` or
+    ``HPTModel.from_pretrained(directory)``.
+
+    Args:
+        config: the architecture.
+        hierarchy: the label tree (C labels, L levels).
+        backbone: a Hugging Face masked-LM model (``BertForMaskedLM``-style or ``RobertaForMaskedLM``-style).
+        tokenizer: its tokenizer.
+    """
+
+    def __init__(self, config: HPTConfig, hierarchy: LabelHierarchy, backbone: nn.Module, tokenizer: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.hierarchy = hierarchy
+        self.tokenizer = tokenizer
+        self.backbone = backbone
+        self.encoder = backbone.base_model
+        bconf = backbone.config
+        hidden = bconf.hidden_size
+        c = hierarchy.num_labels
+        self.template = PromptTemplate(
+            tokenizer,
+            kind=config.template,
+            num_levels=hierarchy.num_levels,
+            constraint=bool(config.constraint),
+            middle_sep=bool(config.middle_sep),
+            soft_prompt_len=config.soft_prompt_len,
+            hard_prompt=config.hard_prompt,
+        )
+        words = self.word_embeddings.weight
+        self.register_buffer("depth_of_label", torch.tensor(hierarchy.depth_of, dtype=torch.long), persistent=False)
+        special = set(tokenizer.all_special_ids)
+        replacement = torch.tensor([i for i in range(words.shape[0]) if i not in special], dtype=torch.long)
+        self.register_buffer("replacement_ids", replacement, persistent=False)
+
+        self.template_words: nn.Parameter | None = None
+        self.pred_embedding: nn.Parameter | None = None
+        self.graph: HierarchyInjection | None = None
+        self.extra_decoder_bias: nn.Parameter | None = None
+        if self.template.num_virtual:
+            std = getattr(bconf, "initializer_range", 0.02)
+            self.template_words = nn.Parameter(torch.randn(self.template.num_virtual, hidden) * std)  # (T, d)
+        if config.template == "hpt":
+            self.pred_embedding = nn.Parameter(words[tokenizer.mask_token_id].detach().clone())  # (d,)
+            if config.injection:
+                self.graph = HierarchyInjection(
+                    hierarchy,
+                    hidden,
+                    connection=config.connection,
+                    graph_conv=config.graph_conv,
+                    num_layers=config.graph_layers,
+                    code_faithful=config.code_faithful,
+                    dropout=config.graph_dropout,
+                    graph_seed=config.graph_seed,
+                )
+        if config.template in ("hpt", "soft"):
+            names = [hierarchy.short_name(i) for i in range(c)]
+            init = label_name_embeddings(tokenizer, words, names, bool(config.label_init_special_tokens))
+            slots = self.depth_of_label if config.template == "hpt" and config.constraint else torch.zeros(c)
+            self.verbalizer: nn.Module = Verbalizer(init, slots, two_biases=config.code_faithful)
+            if config.code_faithful and config.mlm:
+                self.extra_decoder_bias = nn.Parameter(torch.zeros(self.template.num_virtual + 1))
+        elif config.template == "hard":
+            self.verbalizer = HardVerbalizer(tokenizer, [hierarchy.short_name(i) for i in range(c)], hidden)
+        else:
+            self.dropout = nn.Dropout(getattr(bconf, "hidden_dropout_prob", 0.1))
+            self.verbalizer = nn.Linear(hidden, c)  # (C, d) classifier over h_[CLS]
+
+    # ------------------------------------------------------------------ backbone parts
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        return self.backbone.get_input_embeddings()
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    @property
+    def num_labels(self) -> int:
+        return self.hierarchy.num_labels
+
+    @property
+    def device(self) -> torch.device:
+        return self.word_embeddings.weight.device
+
+    def head_transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The MLM head's transform (BERT: dense, GELU, LayerNorm): ``(..., d)`` → ``(..., d)``."""
+        if hasattr(self.backbone, "cls"):
+            return self.backbone.cls.predictions.transform(hidden)
+        head = self.backbone.lm_head
+        return head.layer_norm(F.gelu(head.dense(hidden)))
+
+    def head_decoder(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The MLM decoder's ``(V, d)`` weight and ``(V,)`` bias."""
+        decoder = self.backbone.get_output_embeddings()
+        bias = decoder.bias
+        if bias is None:
+            bias = self.backbone.cls.predictions.bias if hasattr(self.backbone, "cls") else self.backbone.lm_head.bias
+        return decoder.weight, bias
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, texts: list[str], labels: torch.Tensor | None = None) -> TemplateBatch:
+        """Texts → a collated batch on CPU (dynamic padding; the template is never truncated)."""
+        return self.template.encode(texts, self.config.max_length, labels)
+
+    def injected_template(self) -> torch.Tensor | None:
+        """``T'`` ``(T, d)``: the template words after hierarchy injection (``T`` itself without a graph)."""
+        if self.template_words is None:
+            return None
+        if self.graph is None:
+            return self.template_words
+        return self.graph(self.verbalizer.label_words, self.template_words)
+
+    def forward(self, batch: TemplateBatch) -> HPTOutput:
+        """Scores ``(B, C)`` and, when ``batch.labels`` is set, the loss ``ℒ = ℒ_cls + λ·ℒ_MLM``."""
+        cfg = self.config
+        input_ids = batch.input_ids  # (B, S)
+        size = input_ids.shape[0]
+        rows = torch.arange(size, device=input_ids.device)[:, None]  # (B, 1)
+        masked = None
+        if cfg.mlm and self.training:
+            candidates = batch.text_mask | batch.special_mask if cfg.code_faithful else batch.text_mask
+            masked = mask_tokens(
+                input_ids, candidates, self.tokenizer.mask_token_id, self.replacement_ids, cfg.mlm_probability
+            )
+            input_ids = masked.input_ids
+        embeds = self.word_embeddings(input_ids)  # (B, S, d)
+        template = self.injected_template()  # (T, d)
+        if template is not None:
+            tmpl_pos = batch.tmpl_pos  # (B, T)
+            embeds = embeds.index_put((rows.expand_as(tmpl_pos), tmpl_pos), template.expand(size, -1, -1))
+        if self.pred_embedding is not None:
+            pred_pos = batch.pred_pos  # (B, P)
+            values = self.pred_embedding.expand(size, pred_pos.shape[1], -1)  # (B, P, d)
+            embeds = embeds.index_put((rows.expand_as(pred_pos), pred_pos), values)
+        hidden = self.encoder(inputs_embeds=embeds, attention_mask=batch.attention_mask).last_hidden_state  # (B,S,d)
+        slot_states = hidden[rows, batch.pred_pos]  # (B, P, d)
+        scores = self._score(slot_states)  # (B, C)
+        out = HPTOutput(scores=scores)
+        if batch.labels is None:
+            return out
+        targets = batch.labels.to(scores.device)
+        if cfg.loss == "bce":
+            cls_loss = bce_loss(scores, targets)
+        else:
+            per_level = cfg.template == "hpt" and cfg.constraint and cfg.zmlce_per_layer
+            cls_loss = zmlce_loss(scores, targets, self.depth_of_label if per_level else None)
+        out.loss_parts["classification"] = cls_loss
+        out.loss = cls_loss
+        if masked is not None:
+            masked_states = hidden[masked.positions[:, 0], masked.positions[:, 1]]  # (M, d)
+            m_loss = mlm_loss(self._mlm_logits(masked_states), masked.targets)
+            out.loss_parts["mlm"] = m_loss
+            out.loss = cls_loss + cfg.mlm_weight * m_loss
+        return out
+
+    def _score(self, slot_states: torch.Tensor) -> torch.Tensor:
+        """``(B, P, d)`` hidden states at the scored slots → ``(B, C)`` scores."""
+        template = self.config.template
+        if template == "none":
+            return self.verbalizer(self.dropout(slot_states[:, 0]))
+        z = self.head_transform(slot_states) if self.config.verbalizer_transform or template == "hard" else slot_states
+        if template == "hard":
+            return self.verbalizer(z, *self.head_decoder())
+        return self.verbalizer(z)
+
+    def _mlm_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """MLM head at the masked positions only: ``(M, d)`` → ``(M, V)`` (code-faithful: ``V + C + T + 1``)."""
+        z = self.head_transform(states)  # (M, d)
+        weight, bias = self.head_decoder()
+        logits = z @ weight.t() + bias  # (M, V)
+        if self.extra_decoder_bias is not None:  # the official code's extended vocabulary
+            rows = torch.cat([self.verbalizer.label_words, self.template_words, self.pred_embedding[None]])
+            extra_bias = torch.cat([self.verbalizer.decoder_bias, self.extra_decoder_bias])
+            logits = torch.cat([logits, z @ rows.t() + extra_bias], dim=-1)
+        return logits
+
+    # ------------------------------------------------------------------ construction and I/O
+    @classmethod
+    def from_backbone(cls, config: HPTConfig, hierarchy: LabelHierarchy) -> HPTModel:
+        """A fresh model on the pretrained backbone named by ``config.backbone``."""
+        from hpt_core.backbones import load_backbone
+
+        tokenizer, backbone = load_backbone(config.backbone)
+        return cls(config, hierarchy, backbone, tokenizer)
+
+    def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Path:
+        """Write a checkpoint directory (see ``hpt_core.checkpoint.save_checkpoint``)."""
+        from hpt_core.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, directory, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> HPTModel:
+        """Load a checkpoint directory written by ``save_pretrained`` (never unpickles)."""
+        from hpt_core.checkpoint import load_checkpoint
+
+        return load_checkpoint(directory, device=device)
+
+    def parameter_groups(self) -> dict[str, int]:
+        """Parameter count per part, for model cards and sanity checks."""
+        groups: dict[str, int] = {}
+        for name, p in self.named_parameters():
+            part = name.split(".")[0]
+            groups[part] = groups.get(part, 0) + p.numel()
+        return groups
+
+
+def bias_bound(hidden_size: int) -> float:
+    """Init bound of the label bias, ``1/√d`` with d the backbone's hidden size."""
+    return 1.0 / math.sqrt(hidden_size)

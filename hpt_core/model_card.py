@@ -1,0 +1,68 @@
+"""The model card (``README.md``) written into every checkpoint directory."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpt_core.model import HPTModel
+
+__all__ = ["render_model_card"]
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * float(value):.2f} %" if isinstance(value, (int, float)) else "–"
+
+
+def render_model_card(
+    model: HPTModel, metrics: dict[str, Any] | None = None, train_config: dict[str, Any] | None = None
+) -> str:
+    """Markdown describing data, variant, metrics and how to load the checkpoint."""
+    cfg = model.config
+    h = model.hierarchy
+    lines = [
+        "---",
+        "library_name: hpt-studio",
+        "tags: [hierarchical-text-classification, prompt-tuning, hpt]",
+        "---",
+        f"# HPT Studio checkpoint: {cfg.variant_name}",
+        "",
+        "Hierarchical text classifier trained with HPT Studio, an implementation of *HPT: Hierarchy-aware Prompt "
+        "Tuning for Hierarchical Text Classification* (Wang et al., EMNLP 2022).",
+        "",
+        "## Model",
+        f"- Variant: `{cfg.variant_name}` (template `{cfg.template}`, loss `{cfg.loss}`, MLM `{cfg.mlm}`, "
+        f"constraint `{cfg.constraint}`, injection `{cfg.injection}`, connection `{cfg.connection}`, "
+        f"code-faithful `{cfg.code_faithful}`)",
+        f"- Backbone: `{cfg.backbone}` (hidden size {model.hidden_size}); max length {cfg.max_length} tokens",
+        f"- Labels: {h.num_labels} in {h.num_levels} levels ({' / '.join(str(n) for n in h.level_sizes())})",
+        "",
+    ]
+    if train_config:
+        lines += ["## Training", ""]
+        lines += [f"- `{k}`: `{v}`" for k, v in train_config.items()]
+        lines.append("")
+    if metrics:
+        lines += ["## Evaluation", "", "| split | documents | micro-F1 | macro-F1 |", "|---|---|---|---|"]
+        for split, report in metrics.items():
+            if isinstance(report, dict) and "micro_f1" in report:
+                lines.append(
+                    f"| {split} | {report.get('n_documents', '–')} | {_pct(report['micro_f1'])} | "
+                    f"{_pct(report['macro_f1'])} |"
+                )
+        lines += ["", "Per-depth and per-label figures are in `metrics.json` (fractions 0–1).", ""]
+    lines += [
+        "## How to load",
+        "",
+        "```python",
+        "from hpt_core import Predictor",
+        'predictor = Predictor.from_pretrained("path/to/this/directory")',
+        'print(predictor.predict(["Some text to classify"])[0].paths)',
+        "```",
+        "",
+        'Or from the command line: `python -m hpt_core predict --model DIR --text "..."`.',
+        "",
+        "Weights are in `model.safetensors` (no pickle); the label tree is in `hierarchy.json`.",
+        "",
+    ]
+    return "\n".join(lines)

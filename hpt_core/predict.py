@@ -1,0 +1,171 @@
+"""``Predictor``: texts → per-label scores and predicted label paths. Loads once, batches, ``torch.inference_mode``.
+
+Consistency rules (how a set of thresholded scores becomes paths):
+
+- ``paper`` (default; what the paper's metrics use): every label with ``s_i > threshold`` is predicted, each level
+  thresholded independently at its own ``[PRED]``. A child may be predicted without its parent. ``paths`` lists, for
+  each predicted label none of whose children is predicted, its full path from the top; ``consistent`` tells whether
+  every predicted label's parent was predicted too.
+- ``top-down``: start from the top-level labels with ``s > threshold`` and descend only into children of predicted
+  labels, so every path is consistent by construction (a child above the threshold under an unpredicted parent is
+  dropped). With ``at_least_one=True`` the best top-level label is kept when none passes the threshold.
+- ``drop-orphans``: the paper's set minus labels whose ancestors are not all predicted.
+- ``add-ancestors``: the paper's set plus every ancestor of a predicted label.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpt_core.errors import ConfigError
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.model import HPTModel
+from hpt_core.training import resolve_device, score_documents
+
+__all__ = ["Predictor", "Prediction", "LabelScore", "RULES", "apply_rule"]
+
+RULES = ("paper", "top-down", "drop-orphans", "add-ancestors")
+
+
+@dataclass
+class LabelScore:
+    """One label's score for one text."""
+
+    label: str  # name
+    path: list[str]  # names from the top
+    depth: int
+    score: float  # raw score s_i (predicted when > threshold)
+    probability: float  # sigmoid(s_i)
+    predicted: bool
+
+
+@dataclass
+class Prediction:
+    """The prediction for one text."""
+
+    text: str
+    paths: list[list[str]]  # predicted paths, names from the top
+    labels: list[LabelScore]  # predicted labels, by depth then score
+    scores: list[LabelScore] = field(default_factory=list)  # every label, best first (when asked for)
+    consistent: bool = True  # every predicted label's parent is predicted
+    truncated: bool = False  # the text was longer than the model's max length
+
+    def to_dict(self) -> dict:
+        def row(s: LabelScore) -> dict:
+            return {"label": s.label, "path": s.path, "depth": s.depth, "score": round(s.score, 6)}
+
+        out = {"paths": self.paths, "labels": [row(s) for s in self.labels], "consistent": self.consistent}
+        if self.truncated:
+            out["truncated"] = True
+        return out
+
+
+def apply_rule(
+    scores: np.ndarray,
+    hierarchy: LabelHierarchy,
+    rule: str = "paper",
+    threshold: float = 0.0,
+    at_least_one: bool = False,
+) -> list[int]:
+    """Predicted label ids for one ``(C,)`` score vector under a consistency ``rule`` (module docstring)."""
+    if rule not in RULES:
+        raise ConfigError(f"Unknown consistency rule {rule!r}; choose one of {', '.join(RULES)}.")
+    above = set(np.flatnonzero(scores > threshold).tolist())
+    if rule == "top-down":
+        chosen: list[int] = []
+        frontier = [i for i in hierarchy.children(None) if i in above]
+        if not frontier and at_least_one:
+            tops = hierarchy.children(None)
+            frontier = [max(tops, key=lambda i: scores[i])]
+        while frontier:
+            chosen += frontier
+            frontier = [c for p in frontier for c in hierarchy.children(p) if c in above]
+        return sorted(chosen)
+    if rule == "drop-orphans":
+        return sorted(i for i in above if all(a in above for a in hierarchy.ancestors(i)))
+    if rule == "add-ancestors":
+        return hierarchy.closure(above)
+    return sorted(above)
+
+
+def _label_scores(h: LabelHierarchy, row: np.ndarray, chosen: set[int]) -> list[LabelScore]:
+    probs = 1.0 / (1.0 + np.exp(-row.astype(np.float64)))
+    return [
+        LabelScore(h.name(i), h.path(i), h.depth_of[i], float(row[i]), float(probs[i]), i in chosen)
+        for i in range(h.num_labels)
+    ]
+
+
+class Predictor:
+    """Batched prediction with a model loaded once.
+
+    Example:
+        >>> predictor = Predictor.from_pretrained("checkpoints/wos-hpt")  # doctest: +SKIP
+        >>> predictor.predict(["Deep networks for image segmentation"])[0].paths  # doctest: +SKIP
+        [['CS', 'Computer vision']]
+    """
+
+    def __init__(self, model: HPTModel, batch_size: int = 32) -> None:
+        self.model = model.eval()
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str = "auto", batch_size: int = 32) -> Predictor:
+        return cls(HPTModel.from_pretrained(directory, device=resolve_device(device)), batch_size)
+
+    @property
+    def hierarchy(self) -> LabelHierarchy:
+        return self.model.hierarchy
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        """Raw label scores ``(N, C)``."""
+        return score_documents(self.model, list(texts), self.batch_size)
+
+    def predict(
+        self,
+        texts: str | list[str],
+        threshold: float = 0.0,
+        rule: str = "paper",
+        at_least_one: bool = False,
+        all_scores: bool = False,
+    ) -> list[Prediction]:
+        """One ``Prediction`` per text (a single string is accepted too)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        for k, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"Text {k + 1} is empty; give some text to classify.")
+        if not math.isfinite(threshold):
+            raise ConfigError(f"threshold must be a finite number, got {threshold}.")
+        matrix = self.scores(texts)
+        budget = self.model.template.text_budget(self.model.config.max_length)
+        lengths = [len(ids) for ids in self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+        h = self.hierarchy
+        out = []
+        for text, row, n_tokens in zip(texts, matrix, lengths):
+            chosen = apply_rule(row, h, rule, threshold, at_least_one)
+            chosen_set = set(chosen)
+            rows = _label_scores(h, row, chosen_set)
+            ends = [i for i in chosen if not any(c in chosen_set for c in h.children(i))]
+            ends.sort(key=lambda i: -row[i])
+            out.append(
+                Prediction(
+                    text=text,
+                    paths=[h.path(i) for i in ends],
+                    labels=sorted((rows[i] for i in chosen), key=lambda s: (s.depth, -s.score)),
+                    scores=sorted(rows, key=lambda s: -s.score) if all_scores else [],
+                    consistent=h.is_consistent(chosen),
+                    truncated=n_tokens > budget,
+                )
+            )
+        return out
+
+    @torch.inference_mode()
+    def warm_up(self) -> None:
+        """Run one tiny batch so the first user request does not pay for lazy initialisation."""
+        self.scores(["warm up"])

@@ -1,0 +1,362 @@
+"""One training loop for every variant: Adam/AdamW, early stopping on dev macro-F1, seeds, progress, cancellation.
+
+    result = train(model, train_set, dev_set, TrainConfig(epochs=20), callback=print, cancel=threading.Event())
+
+The loop restores the best dev state (by macro-F1, or also micro-F1 under ``code_faithful``) at the end. On CPU a
+fixed seed gives identical runs; on GPU, fp16/bf16 autocast is used and runs are close but not bitwise identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from hpt_core.errors import ConfigError
+from hpt_core.metrics import EvalReport
+
+if TYPE_CHECKING:
+    from hpt_core.data import Dataset, Document
+    from hpt_core.model import HPTModel
+
+__all__ = [
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "EarlyStopper",
+    "train",
+    "set_seed",
+    "resolve_device",
+    "iterate_batches",
+    "score_documents",
+    "evaluate_model",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; saved as ``train_config.json`` beside the checkpoint."""
+
+    epochs: int = 20  # upper bound; early stopping usually ends sooner
+    max_steps: int | None = None  # stop after this many optimizer steps (evaluates once at the end)
+    batch_size: int = 16  # paper: 16
+    eval_batch_size: int = 32
+    lr: float = 3e-5  # paper: Adam 3e-5, constant
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 0.0
+    grad_clip: float | None = None  # max gradient norm; None = off (paper)
+    patience: int = 6  # epochs without dev macro-F1 gain
+    seed: int = 3  # the official code's seed
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16/fp16 autocast on GPU, fp32 on CPU) | fp32 | fp16 | bf16
+    eval_every: int | None = None  # evaluate every N steps instead of every epoch
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be at least 1, got {self.max_steps}"),
+            (self.batch_size >= 1 and self.eval_batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
+            (self.optimizer in ("adam", "adamw"), f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}"),
+            (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
+            (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
+            (self.precision in ("auto", "fp32", "fp16", "bf16"), f"unknown precision {self.precision!r}"),
+            (self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message + ".")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ConfigError(f"Unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}.")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainProgress:
+    """One progress event: sent after every step (``phase="train"``) and after every evaluation (``"eval"``)."""
+
+    phase: str
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float | None = None
+    loss_parts: dict[str, float] = field(default_factory=dict)
+    dev_micro_f1: float | None = None
+    dev_macro_f1: float | None = None
+    best_dev_macro_f1: float | None = None
+    elapsed_seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns; the model holds the best state when it returns."""
+
+    best_dev: EvalReport | None
+    best_step: int
+    steps: int
+    epochs_run: float
+    seconds: float
+    stopped_early: bool
+    cancelled: bool
+    history: list[dict[str, Any]]  # one record per evaluation
+    device: str
+
+
+class EarlyStopper:
+    """Patience counter on dev scores.
+
+    ``mode="macro"`` (paper) resets the counter only on a macro-F1 gain; ``"macro_or_micro"`` (official code) also on a
+    micro-F1 gain. ``update`` returns True when the state is the new best by macro-F1 (what is kept).
+    """
+
+    def __init__(self, patience: int, mode: str = "macro") -> None:
+        if mode not in ("macro", "macro_or_micro"):
+            raise ConfigError(f"Unknown early-stopping mode {mode!r}.")
+        self.patience, self.mode = patience, mode
+        self.best_macro = -1.0
+        self.best_micro = -1.0
+        self.bad_rounds = 0
+
+    def update(self, macro: float, micro: float) -> bool:
+        improved_macro = macro > self.best_macro
+        improved_micro = micro > self.best_micro
+        self.best_macro = max(self.best_macro, macro)
+        self.best_micro = max(self.best_micro, micro)
+        reset = improved_macro or (self.mode == "macro_or_micro" and improved_micro)
+        self.bad_rounds = 0 if reset else self.bad_rounds + 1
+        return improved_macro
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_rounds >= self.patience
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch; ask torch for deterministic kernels (warn only where none exists)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"Unknown device {name!r}; use 'auto', 'cpu' or 'cuda'.") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"Device {name!r} requested but no CUDA GPU is available; use 'auto' or 'cpu'.")
+    return device
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _targets(documents: list[Document], num_labels: int) -> torch.Tensor:
+    y = torch.zeros(len(documents), num_labels)  # (B, C)
+    for row, doc in enumerate(documents):
+        y[row, doc.labels] = 1.0
+    return y
+
+
+def iterate_batches(
+    model: HPTModel,
+    documents: list[Document],
+    batch_size: int,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    with_labels: bool = True,
+) -> Iterator[Any]:
+    """Collated ``TemplateBatch``es (dynamic padding) over ``documents``; a seeded shuffle when asked."""
+    order = torch.randperm(len(documents), generator=generator).tolist() if shuffle else range(len(documents))
+    order = list(order)
+    for start in range(0, len(order), batch_size):
+        chunk = [documents[i] for i in order[start : start + batch_size]]
+        labels = _targets(chunk, model.num_labels) if with_labels else None
+        yield model.encode([d.text for d in chunk], labels)
+
+
+@torch.inference_mode()
+def score_documents(model: HPTModel, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Label scores ``(N, C)`` for ``texts`` in eval mode (predict ``s > 0``); batches sorted by length."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.num_labels), dtype=np.float32)
+    device = model.device
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = model.encode([texts[i] for i in idx]).to(device)
+        with _autocast(device, "auto"):
+            out[idx] = model(batch).scores.float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def evaluate_model(
+    model: HPTModel, dataset: Dataset, batch_size: int = 32, train_counts: list[int] | None = None
+) -> EvalReport:
+    """Scores ``dataset`` and returns an ``EvalReport`` of the raw predicted sets ``{i: s_i > 0}``."""
+    from hpt_core.metrics import evaluate_sets
+
+    scores = score_documents(model, [d.text for d in dataset.documents], batch_size)
+    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
+    gold = [d.labels for d in dataset.documents]
+    return evaluate_sets(gold, predicted, model.hierarchy, train_counts=train_counts)
+
+
+def train(
+    model: HPTModel,
+    train_set: Dataset,
+    dev_set: Dataset | None,
+    config: TrainConfig,
+    callback: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and leave it holding the best dev state.
+
+    Without a dev set the last state is kept. ``cancel.set()`` from another thread stops after the current step
+    (the best state so far is still restored). ``callback`` receives a ``TrainProgress`` after each step and each
+    evaluation.
+    """
+    if len(train_set.documents) == 0:
+        raise ConfigError("The training set is empty; give at least one training document.")
+    set_seed(config.seed)
+    device = resolve_device(config.device)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.precision in ("auto", "fp16"))
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = math.ceil(len(train_set.documents) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    stopper = EarlyStopper(config.patience, "macro_or_micro" if model.config.code_faithful else "macro")
+    train_counts = train_set.label_counts()
+    best_state: dict[str, torch.Tensor] | None = None
+    best_report: EvalReport | None = None
+    best_step = 0
+    history: list[dict[str, Any]] = []
+    step, epoch = 0, 0
+    started = time.perf_counter()
+    cancelled = stopped = False
+
+    def emit(progress: TrainProgress) -> None:
+        if callback is not None:
+            callback(progress)
+
+    def run_eval() -> None:
+        nonlocal best_state, best_report, best_step, stopped
+        if dev_set is None or len(dev_set.documents) == 0:
+            return
+        report = evaluate_model(model, dev_set, config.eval_batch_size, train_counts)
+        improved = stopper.update(report.macro_f1, report.micro_f1)
+        if improved:
+            best_report, best_step = report, step
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        stopped = stopper.should_stop
+        history.append({"step": step, "epoch": epoch, "dev_micro_f1": report.micro_f1, "dev_macro_f1": report.macro_f1})
+        emit(
+            TrainProgress(
+                "eval",
+                step,
+                total,
+                epoch,
+                dev_micro_f1=report.micro_f1,
+                dev_macro_f1=report.macro_f1,
+                best_dev_macro_f1=stopper.best_macro,
+                elapsed_seconds=time.perf_counter() - started,
+                message=f"dev micro-F1 {100 * report.micro_f1:.2f} %, macro-F1 {100 * report.macro_f1:.2f} %",
+            )
+        )
+
+    model.train()
+    while step < total and not (cancelled or stopped):
+        epoch += 1
+        for batch in iterate_batches(model, train_set.documents, config.batch_size, True, generator):
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            batch = batch.to(device)
+            with _autocast(device, config.precision):
+                out = model(batch)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(out.loss).backward()
+            if config.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            loss = float(out.loss.detach())
+            if not math.isfinite(loss):
+                raise ConfigError(
+                    f"Training diverged at step {step} (loss {loss}); lower the learning rate (now {config.lr})."
+                )
+            emit(
+                TrainProgress(
+                    "train",
+                    step,
+                    total,
+                    epoch,
+                    loss=loss,
+                    loss_parts={k: float(v.detach()) for k, v in out.loss_parts.items()},
+                    best_dev_macro_f1=stopper.best_macro if best_report else None,
+                    elapsed_seconds=time.perf_counter() - started,
+                )
+            )
+            if config.eval_every is not None and step % config.eval_every == 0 and step < total:
+                run_eval()
+                model.train()
+                if stopped:
+                    break
+            if step >= total:
+                break
+        evaluated_here = bool(history) and history[-1]["step"] == step
+        if not cancelled and not evaluated_here and (config.eval_every is None or step >= total):
+            run_eval()
+            model.train()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        best_dev=best_report,
+        best_step=best_step if best_report else step,
+        steps=step,
+        epochs_run=step / steps_per_epoch,
+        seconds=time.perf_counter() - started,
+        stopped_early=stopped,
+        cancelled=cancelled,
+        history=history,
+        device=str(device),
+    )
