@@ -24,7 +24,7 @@ import math
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -872,12 +872,22 @@ def split_dataset(
 ) -> tuple[Dataset, Dataset, Dataset]:
     """Train, dev and test sets.
 
-    When any document carries a split, the given splits are used (documents without one go to train). Otherwise a
+    When any document carries a split, the given splits are used (documents without one go to train); a split the
+    data lacks is carved from train with its fraction (20 Newsgroups has train and test but no dev). Otherwise a
     seeded shuffle split, stratified by each document's deepest label, else by its top-level label, else not at all.
     """
     docs = dataset.documents
     if any(d.split is not None for d in docs):
         parts = {s: [d for d in docs if (d.split or "train") == s] for s in SPLITS}
+        given = {s for s in SPLITS if parts[s]}
+        missing_dev = dev_fraction if "dev" not in given else 0.0
+        missing_test = test_fraction if "test" not in given else 0.0
+        if (missing_dev or missing_test) and parts["train"]:
+            unsplit = dataset.subset([replace(d, split=None) for d in parts["train"]])
+            train, dev, test = split_dataset(unsplit, missing_dev, missing_test, seed)
+            parts["train"] = train.documents
+            parts["dev"] = parts["dev"] or dev.documents
+            parts["test"] = parts["test"] or test.documents
         return dataset.subset(parts["train"]), dataset.subset(parts["dev"]), dataset.subset(parts["test"])
     _check_fraction("dev_fraction", dev_fraction, allow_zero=True)
     _check_fraction("test_fraction", test_fraction, allow_zero=True)

@@ -548,8 +548,14 @@ def test_split_falls_back_when_classes_are_tiny(wos: Dataset) -> None:
 
 
 def test_given_split_is_honoured(news: Dataset) -> None:
-    train, dev, test = split_dataset(news, seed=3)
+    train, dev, test = split_dataset(news, dev_fraction=0.0, seed=3)
     assert (len(train), len(dev), len(test)) == (11314, 0, 7532)
+    # 20NG has no dev split: a seeded dev_fraction of the standard train split becomes dev, test stays standard.
+    train, dev, test = split_dataset(news, seed=3)
+    assert (len(train), len(dev), len(test)) == (10183, 1131, 7532)
+    assert all(d.split == "test" for d in test.documents)
+    assert not set(_texts(train)) & set(_texts(dev))
+    assert _texts(split_dataset(news, seed=3)[1]) == _texts(dev)
     docs = [Document("a", [0], "dev"), Document("b", [0], None), Document("c", [0], "test"), Document("d", [0])]
     parts = split_dataset(Dataset(docs, TREE, "x"))
     assert [_texts(p) for p in parts] == [["b", "d"], ["a"], ["c"]]
@@ -568,7 +574,7 @@ def test_split_too_small() -> None:
 
 # ------------------------------------------------------------------------------------------------ low resource
 def test_low_resource_20newsgroups_train(news: Dataset) -> None:
-    train = split_dataset(news)[0]
+    train = split_dataset(news, dev_fraction=0.0)[0]
     small = low_resource(train, 0.1, seed=0)
     assert abs(len(small) - 1131) <= 3
     leaves = {max(d.labels, key=lambda i: news.hierarchy.depth_of[i]) for d in small.documents}
