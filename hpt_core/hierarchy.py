@@ -230,7 +230,8 @@ class LabelHierarchy:
             for sep in ("/", ".", " > "):
                 if name.startswith(prefix + sep) and len(name) > len(prefix) + len(sep):
                     return name[len(prefix) + len(sep) :]
-        return name.rsplit("/", 1)[-1] if "/" in name.strip("/") else name
+            return name
+        return name.rsplit("/", 1)[-1] if "/" in name.strip("/") else name  # top-level "Top/Features"
 
     def labels_at_depth(self, depth: int) -> list[int]:
         return [i for i, lab in enumerate(self._labels) if lab.depth == depth]

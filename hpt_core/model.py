@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpt_core.configs import check_field_types
 from hpt_core.errors import ConfigError
 from hpt_core.graph import CONNECTIONS, HierarchyInjection
 from hpt_core.hierarchy import LabelHierarchy
@@ -75,6 +76,7 @@ class HPTConfig:
     max_length: int = 512
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.template not in TEMPLATE_KINDS:
             raise ConfigError(f"Unknown template {self.template!r}; choose one of {', '.join(TEMPLATE_KINDS)}.")
         is_hpt = self.template == "hpt"
@@ -218,7 +220,7 @@ class HPTModel(nn.Module):
             init = label_name_embeddings(tokenizer, words, names, bool(config.label_init_special_tokens))
             slots = self.depth_of_label if config.template == "hpt" and config.constraint else torch.zeros(c)
             self.verbalizer: nn.Module = Verbalizer(init, slots, two_biases=config.code_faithful)
-            if config.code_faithful and config.mlm:
+            if config.code_faithful and config.mlm and config.template == "hpt":
                 self.extra_decoder_bias = nn.Parameter(torch.zeros(self.template.num_virtual + 1))
         elif config.template == "hard":
             self.verbalizer = HardVerbalizer(tokenizer, [hierarchy.short_name(i) for i in range(c)], hidden)

@@ -115,7 +115,12 @@ class PromptTemplate:
     def encode(self, texts: list[str], max_length: int, labels: torch.Tensor | None = None) -> TemplateBatch:
         """Tokenise, truncate the text (never the template), append the template and pad to the longest row."""
         budget = self.text_budget(max_length)
-        pieces = self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+        if not texts:
+            raise ConfigError("No texts to encode; give at least one text.")
+        # split_special_tokens: a literal "[MASK]" or "[SEP]" in user text stays plain text.
+        pieces = self.tokenizer(
+            list(texts), add_special_tokens=False, truncation=True, max_length=budget, split_special_tokens=True
+        )["input_ids"]
         rows = [[self._cls_id, *p[:budget]] + [tok for tok, _ in self._tail] for p in pieces]
         width = max(len(r) for r in rows)
         batch = len(rows)

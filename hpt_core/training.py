@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from hpt_core.configs import check_field_types
 from hpt_core.errors import ConfigError
 from hpt_core.metrics import EvalReport
 
@@ -61,10 +62,13 @@ class TrainConfig:
     eval_every: int | None = None  # evaluate every N steps instead of every epoch
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         checks = [
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.max_steps is None or self.max_steps >= 1, f"max_steps must be at least 1, got {self.max_steps}"),
-            (self.batch_size >= 1 and self.eval_batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),
+            (0 <= self.seed < 2**32, f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}"),
             (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
             (self.optimizer in ("adam", "adamw"), f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}"),
             (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
