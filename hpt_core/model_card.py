@@ -48,7 +48,7 @@ def render_model_card(
             if isinstance(report, dict) and "micro_f1" in report:
                 lines.append(
                     f"| {split} | {report.get('n_documents', '–')} | {_pct(report['micro_f1'])} | "
-                    f"{_pct(report['macro_f1'])} |"
+                    f"{_pct(report.get('macro_f1'))} |"
                 )
         lines += ["", "Per-depth and per-label figures are in `metrics.json` (fractions 0–1).", ""]
     lines += [

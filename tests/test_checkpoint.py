@@ -1,0 +1,237 @@
+"""Tests of hpt_core.checkpoint: exact save/load round trips, refusal to clobber, corrupt directories, no pickle
+(spec §8.12, pitfall 21)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpt_core.checkpoint import CHECKPOINT_FORMAT, read_metrics
+from hpt_core.errors import CheckpointError
+from hpt_core.model import HPTConfig, HPTModel
+
+# Everything a checkpoint may contain: JSON, safetensors, the tokenizer's text files and the model card.
+ALLOWED_FILES = {
+    "config.json",
+    "model.safetensors",
+    "hierarchy.json",
+    "README.md",
+    "metrics.json",
+    "train_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+}
+
+
+@pytest.fixture
+def saved(make_model, tmp_path: Path) -> tuple[HPTModel, Path]:
+    model = make_model()
+    return model, model.save_pretrained(tmp_path / "ckpt")
+
+
+def scores_of(model: HPTModel, texts: list[str]) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(model.encode(texts)).scores
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        HPTConfig(max_length=128),
+        HPTConfig(max_length=128, code_faithful=True),
+        HPTConfig(max_length=128, connection="random", graph_seed=4),
+        HPTConfig.for_variant("hard", max_length=128),
+    ],
+    ids=["default", "code-faithful", "random-connection", "hard"],
+)
+def test_round_trip_gives_identical_scores(make_model, wos_hierarchy, wos_docs, tmp_path: Path, config: HPTConfig):
+    model = make_model(config, wos_hierarchy, seed=3)
+    # Train-like perturbation so that nothing equals its init value any more (a re-init would be caught).
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    texts = [text for text, _ in wos_docs[:3]] + ["Mixed CASE text about Machine Learning [MASK]"]
+    before = scores_of(model, texts)
+    path = model.save_pretrained(tmp_path / "ckpt")
+    loaded = HPTModel.from_pretrained(path)
+    assert not loaded.training
+    assert loaded.config == model.config
+    assert loaded.hierarchy.to_dict() == model.hierarchy.to_dict()
+    assert torch.equal(loaded.encode(texts).input_ids, model.encode(texts).input_ids)
+    assert torch.equal(scores_of(loaded, texts), before)
+    state, state_loaded = model.state_dict(), loaded.state_dict()
+    assert state.keys() == state_loaded.keys()
+    assert all(torch.equal(state[k], state_loaded[k]) for k in state)
+    if model.graph is not None:
+        assert torch.equal(loaded.graph.edge_index, model.graph.edge_index)
+    # The MLM decoder stays tied to the word embeddings, as in the saved model.
+    assert loaded.backbone.get_output_embeddings().weight is loaded.word_embeddings.weight
+
+
+def test_random_edges_come_from_the_file(make_model, tiny_tree, tmp_path: Path):
+    """The sampled edges are saved with the weights, so reloading never re-samples them (pitfall 21)."""
+    model = make_model(HPTConfig(max_length=128, connection="random", graph_seed=1), tiny_tree)
+    path = model.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((path / "config.json").read_text())
+    config["hpt_config"]["graph_seed"] = 2  # a different seed would sample different edges
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = HPTModel.from_pretrained(path)
+    assert torch.equal(loaded.graph.edge_index, model.graph.edge_index)
+
+
+def test_checkpoint_files_hold_no_pickle(saved, tiny_tokenizer):
+    model, path = saved
+    metrics = {"dev": {"micro_f1": 0.5, "macro_f1": 0.25, "n_documents": 7}}
+    model.save_pretrained(path, metrics=metrics, train_config={"lr": 3e-5}, overwrite=True)
+    files = {p.name for p in path.iterdir()}
+    assert {"config.json", "model.safetensors", "hierarchy.json", "README.md", "metrics.json"} <= files
+    assert files <= ALLOWED_FILES, files - ALLOWED_FILES
+    for file in path.iterdir():
+        head = file.read_bytes()[:2]
+        assert head[:1] != b"\x80", f"{file.name} looks like a pickle"
+        assert head != b"PK", f"{file.name} looks like a torch.save zip archive"
+        if file.suffix in {".json", ".md", ".txt"}:
+            file.read_text(encoding="utf-8")  # plain text
+    from safetensors import safe_open
+
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        assert f.metadata()["format"] == CHECKPOINT_FORMAT  # (plus the names of shared tensors)
+        keys = set(f.keys())
+    assert {"verbalizer.label_words", "template_words", "pred_embedding", "graph.edge_index"} <= keys
+    assert json.loads((path / "config.json").read_text())["format"] == CHECKPOINT_FORMAT
+    assert read_metrics(path) == metrics
+    assert json.loads((path / "train_config.json").read_text()) == {"lr": 3e-5}
+    card = (path / "README.md").read_text()
+    assert "# HPT Studio checkpoint: hpt" in card and "50.00 %" in card
+
+
+def test_read_metrics_without_metrics(saved):
+    assert read_metrics(saved[1]) is None
+
+
+# ---------------------------------------------------------------------------------------------- overwriting
+def test_refuses_a_non_empty_directory(make_model, tmp_path: Path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(CheckpointError, match=r"out already exists and is not empty.*overwrite=True"):
+        make_model().save_pretrained(target)
+    assert (target / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging directory left behind
+
+
+def test_an_empty_directory_is_fine(make_model, tmp_path: Path):
+    target = tmp_path / "empty"
+    target.mkdir()
+    assert (make_model().save_pretrained(target) / "model.safetensors").is_file()
+
+
+def test_overwrite_replaces_the_checkpoint(make_model, tmp_path: Path, tiny_docs):
+    target = tmp_path / "ckpt"
+    make_model(seed=0).save_pretrained(target)
+    (target / "stale.txt").write_text("old")
+    second = make_model(HPTConfig(max_length=128, mlm=False), seed=1)
+    second.save_pretrained(target, overwrite=True)
+    assert not (target / "stale.txt").exists()
+    loaded = HPTModel.from_pretrained(target)
+    assert loaded.config.mlm is False
+    texts = [text for text, _ in tiny_docs]
+    assert torch.equal(scores_of(loaded, texts), scores_of(second, texts))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no backup or staging directory left
+
+
+def test_a_failed_save_leaves_the_old_checkpoint(make_model, tmp_path: Path, monkeypatch):
+    target = tmp_path / "ckpt"
+    make_model().save_pretrained(target)
+    before = sorted(p.name for p in target.iterdir())
+    model = make_model(seed=1)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model.tokenizer, "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save_pretrained(target, overwrite=True)
+    assert sorted(p.name for p in target.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    HPTModel.from_pretrained(target)
+
+
+# ---------------------------------------------------------------------------------------------- broken checkpoints
+def test_missing_directory(tmp_path: Path):
+    with pytest.raises(CheckpointError, match=r"Model directory .*nowhere does not exist"):
+        HPTModel.from_pretrained(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", ["hierarchy.json", "model.safetensors", "config.json"])
+def test_missing_file(saved, name: str):
+    (saved[1] / name).unlink()
+    with pytest.raises(CheckpointError, match=f"not a complete HPT checkpoint: missing {name}"):
+        HPTModel.from_pretrained(saved[1])
+
+
+@pytest.mark.parametrize("keep", [0, 4, 100, 0.5, -10])
+def test_truncated_weights(saved, keep: float):
+    file = saved[1] / "model.safetensors"
+    data = file.read_bytes()
+    cut = int(len(data) * keep) if isinstance(keep, float) else (keep if keep >= 0 else len(data) + keep)
+    file.write_bytes(data[:cut])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is corrupt"):
+        HPTModel.from_pretrained(saved[1])
+
+
+def test_wrong_format(saved):
+    path = saved[1]
+    config = json.loads((path / "config.json").read_text())
+    config["format"] = "transformers"
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"format 'transformers', expected 'hpt-studio/1'"):
+        HPTModel.from_pretrained(path)
+    (path / "config.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"format 'list'"):
+        HPTModel.from_pretrained(path)
+
+
+def test_config_that_is_not_json(saved):
+    (saved[1] / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"config\.json in .* is unreadable or not valid JSON"):
+        HPTModel.from_pretrained(saved[1])
+
+
+def test_config_with_an_unknown_field(saved):
+    path = saved[1]
+    config = json.loads((path / "config.json").read_text())
+    config["hpt_config"]["temperature"] = 2.0
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"incompatible.*'temperature'"):
+        HPTModel.from_pretrained(path)
+
+
+def test_bad_hierarchy_json(saved):
+    (saved[1] / "hierarchy.json").write_text(json.dumps({"labels": [{"name": "a", "parent": 3}]}))
+    with pytest.raises(CheckpointError, match="incompatible.*invalid parent id 3"):
+        HPTModel.from_pretrained(saved[1])
+
+
+def test_weights_that_do_not_match_the_config(saved):
+    path = saved[1]
+    config = json.loads((path / "config.json").read_text())
+    config["hpt_config"]["injection"] = False  # the file still holds graph.* weights
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"does not match config\.json.*unexpected \['graph\."):
+        HPTModel.from_pretrained(path)
+
+
+def test_weights_of_another_hierarchy(saved, tmp_path: Path):
+    path = saved[1]
+    data = json.loads((path / "hierarchy.json").read_text())
+    data["labels"].append({"name": "Extra", "parent": -1})  # 14 labels, weights for 13
+    (path / "hierarchy.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
+        HPTModel.from_pretrained(path)
