@@ -38,6 +38,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2**32 - 1, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2**32 - 1, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -282,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
     p.add_argument("--grad-clip", type=_positive_float, default=None)
     p.add_argument("--patience", type=_positive_int, default=6)
-    p.add_argument("--seed", type=int, default=3, help="training seed (default 3, as the official code)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/dev/test split")
+    p.add_argument("--seed", type=_seed, default=3, help="training seed (default 3, as the official code)")
+    p.add_argument("--split-seed", type=_seed, default=0, help="seed of the train/dev/test split")
     p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=cmd_train)

@@ -844,6 +844,11 @@ def _check_fraction(name: str, value: float, allow_zero: bool) -> None:
         raise ConfigError(f"{name} must be a number in {interval}, got {value!r}.")
 
 
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}.")
+
+
 def _stratified_pick(keys: list[list[int]], indices: list[int], size: int, seed: int) -> tuple[list[int], list[int]]:
     """Split ``indices`` into (rest, picked) with ``len(picked) == size``, stratified by the first usable key."""
     from sklearn.model_selection import train_test_split
@@ -876,6 +881,7 @@ def split_dataset(
     data lacks is carved from train with its fraction (20 Newsgroups has train and test but no dev). Otherwise a
     seeded shuffle split, stratified by each document's deepest label, else by its top-level label, else not at all.
     """
+    _check_seed(seed)
     docs = dataset.documents
     if any(d.split is not None for d in docs):
         parts = {s: [d for d in docs if (d.split or "train") == s] for s in SPLITS}
@@ -915,6 +921,7 @@ def low_resource(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
     Every label class keeps at least one document when ``fraction * n`` is at least the number of classes.
     """
     _check_fraction("fraction", fraction, allow_zero=False)
+    _check_seed(seed)
     docs = dataset.documents
     n = len(docs)
     if fraction == 1 or n == 0:

@@ -101,7 +101,7 @@ def label_word_map(model: HPTModel, seed: int = 0, n_neighbors: int = 15) -> np.
         centred = vectors - vectors.mean(0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         coords = centred @ vt[:2].T
-        return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+        return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1]))).astype(np.float32)
     import umap
 
     reducer = umap.UMAP(

@@ -180,6 +180,15 @@ class HPTModel(nn.Module):
         bconf = backbone.config
         hidden = bconf.hidden_size
         c = hierarchy.num_labels
+        positions = getattr(bconf, "max_position_embeddings", None)
+        if positions is not None:
+            if bconf.model_type in ("roberta", "xlm-roberta", "camembert"):  # positions start after the pad id
+                positions -= (bconf.pad_token_id or 0) + 1
+            if config.max_length > positions:
+                raise ConfigError(
+                    f"max_length {config.max_length} exceeds the {positions} positions backbone {config.backbone!r} "
+                    f"supports; use --max-length {positions} or less."
+                )
         self.template = PromptTemplate(
             tokenizer,
             kind=config.template,

@@ -651,3 +651,11 @@ def test_fuzz_random_bytes(fuzz_dir: Path, content: bytes, ext: str) -> None:
     file = fuzz_dir / f"bytes{ext}"
     file.write_bytes(content)
     _check_never_crashes(file)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_split_and_low_resource_reject_bad_seeds(seed) -> None:
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        split_dataset(_numbered(20), seed=seed)
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        low_resource(_numbered(20), 0.5, seed=seed)

@@ -1,0 +1,444 @@
+"""Tests of the command line (``python -m hpt_core``): the JSON contracts end to end and exit 2 on user errors.
+
+The end-to-end flow trains the real default backbone (all-MiniLM-L6-v2, ``minilm-l6``) once for 3 steps on a
+200-document WOS slice (module-scoped fixture) and reuses that checkpoint for evaluate, predict and explain. Error
+cases run in-process through ``main([...])``; one subprocess proves that ``python -m hpt_core`` works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpt_core.cli import main
+
+N_DOCS = 200
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT_FILES = (
+    "config.json",
+    "model.safetensors",
+    "hierarchy.json",
+    "metrics.json",
+    "README.md",
+    "tokenizer_config.json",
+    "train_config.json",
+)
+
+
+def run_main(argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` with stdout/stderr captured (for module-scoped fixtures, where capsys is unavailable)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def call(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """``main(argv)`` in-process; argparse errors (``SystemExit``) are turned into their exit status."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, out: str, err: str, *needles: str) -> str:
+    """Exit 2, nothing on stdout, no traceback, and exactly one ``error:`` line that mentions every needle."""
+    assert code == 2, (code, err)
+    assert out == ""
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def taxonomy(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "wos" / "wos.taxnomy"
+
+
+@pytest.fixture(scope="module")
+def wos_slice(shared_dir: Path, workdir: Path) -> Path:
+    """The first 200 lines of the shipped 1k WOS subset, as a JSONL file."""
+    source = shared_dir / "data" / "wos" / "subset_1k" / "wos_total_1k.json"
+    with open(source, encoding="utf-8") as f:
+        lines = [next(f) for _ in range(N_DOCS)]
+    path = workdir / "wos200.json"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(wos_slice: Path, taxonomy: Path, workdir: Path) -> dict:
+    """Train the real default backbone once: 3 steps, batch 8, 64 tokens."""
+    out_dir = workdir / "ckpt"
+    code, out, err = run_main(
+        [
+            "train",
+            "--data",
+            str(wos_slice),
+            "--hierarchy",
+            str(taxonomy),
+            "--out",
+            str(out_dir),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "64",
+        ]
+    )
+    if code != 0 and "Cannot load backbone" in err:
+        pytest.skip(f"default backbone unavailable: {err.strip()}")
+    return {"code": code, "out": out, "err": err, "dir": out_dir}
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone_dir(tiny_vocab, tiny_tokenizer, tmp_path_factory) -> Path:
+    """A tiny BERT masked LM saved as a local backbone directory (64 positions), for cheap training runs."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    folder = tmp_path_factory.mktemp("tiny_backbone")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tiny_vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertForMaskedLM(config).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ validate
+def test_validate_summary(capsys, wos_slice, taxonomy):
+    code, out, err = call(capsys, ["validate", wos_slice, "--hierarchy", taxonomy])
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["n_documents"] == N_DOCS
+    assert summary["problems_found"] == 0 and summary["problems"] == [] and summary["ok"] is True
+    assert summary["n_labels"] == 141 and summary["labels_per_depth"] == [7, 134]
+    counts = summary["label_counts"]
+    assert len(counts) == 141
+    top = [name for name in counts if " > " not in name]
+    assert sum(counts[name] for name in top) == N_DOCS  # one domain per document
+    assert "Traceback" not in err
+
+
+def test_module_entry_point_in_a_subprocess(wos_slice, taxonomy):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpt_core", "validate", str(wos_slice), "--hierarchy", str(taxonomy)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n_documents"] == N_DOCS
+    assert "Traceback" not in proc.stderr
+
+
+def test_validate_lists_bad_lines(capsys, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(
+        '{"doc_token": "a good text", "doc_label": ["CS", "Machine learning"]}\n'
+        "this is not json\n"
+        '{"doc_token": "", "doc_label": ["CS", "Machine learning"]}\n'
+        '{"doc_token": "no labels here"}\n',
+        encoding="utf-8",
+    )
+    code, out, err = call(capsys, ["validate", data])
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert [line.split(": ")[0] for line in lines[:3]] == [f"{data}:2", f"{data}:3", f"{data}:4"]
+    assert "3 problem(s) found" in lines[-1]
+
+
+def test_validate_caps_the_problem_list(capsys, tmp_path):
+    data = tmp_path / "many.jsonl"
+    data.write_text("".join("{broken\n" for _ in range(25)), encoding="utf-8")
+    code, out, err = call(capsys, ["validate", data])
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    listed = [line for line in lines if line.startswith(f"{data}:") and line.split(":")[1].isdigit()]
+    assert len(listed) == 20
+    assert "... and 5 more problem(s)." in lines
+    assert "25 problem(s) found" in lines[-1]
+
+
+def test_validate_unknown_label_against_hierarchy(capsys, tmp_path, taxonomy):
+    data = tmp_path / "unknown.jsonl"
+    data.write_text(
+        '{"doc_token": "fine", "doc_label": ["CS", "Machine learning"]}\n'
+        '{"doc_token": "cooking", "doc_label": ["CS", "Quantum cooking"]}\n',
+        encoding="utf-8",
+    )
+    code, out, err = call(capsys, ["validate", data, "--hierarchy", taxonomy])
+    assert code == 2 and out == ""
+    assert f"{data}:2: " in err and "'Quantum cooking'" in err
+    assert "Traceback" not in err
+
+
+def test_validate_missing_file(capsys, tmp_path):
+    missing = tmp_path / "nowhere.jsonl"
+    code, out, err = call(capsys, ["validate", missing])
+    assert code == 2 and out == ""
+    assert "does not exist" in err.splitlines()[0]
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+def test_train_writes_checkpoint_and_prints_metrics(trained):
+    assert trained["code"] == 0, trained["err"]
+    assert "Traceback" not in trained["err"]
+    folder: Path = trained["dir"]
+    for name in CHECKPOINT_FILES:
+        assert (folder / name).is_file(), name
+    assert (folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file()
+    metrics = json.loads(trained["out"])
+    for split in ("dev", "test"):
+        assert 0.0 <= metrics[split]["micro_f1"] <= 1.0
+        assert 0.0 <= metrics[split]["macro_f1"] <= 1.0
+        assert "per_label" not in metrics[split]  # the long per-label table stays in metrics.json
+    assert metrics["training"]["steps"] == 3
+    assert (
+        metrics["training"]["train_documents"]
+        + metrics["training"]["dev_documents"]
+        + metrics["training"]["test_documents"]
+        == N_DOCS
+    )
+    saved = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    assert len(saved["test"]["per_label"]) == 141
+    provenance = json.loads((folder / "train_config.json").read_text(encoding="utf-8"))
+    assert provenance["max_steps"] == 3 and provenance["batch_size"] == 8 and provenance["variant"] == "hpt"
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["hpt_config"]["max_length"] == 64 and config["num_labels"] == 141
+    assert "step 3" in trained["err"]  # progress goes to stderr
+
+
+def test_evaluate_json(capsys, trained, wos_slice, taxonomy):
+    code, out, err = call(capsys, ["evaluate", "--model", trained["dir"], "--data", wos_slice, "--hierarchy", taxonomy])
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n_documents"] == N_DOCS
+    assert 0.0 <= report["micro_f1"] <= 1.0 and 0.0 <= report["macro_f1"] <= 1.0
+    assert set(report["per_depth"]) == {"0", "1"}
+    for depth in ("0", "1"):
+        assert {"micro_f1", "macro_f1"} <= set(report["per_depth"][depth])
+        assert 0.0 <= report["per_depth"][depth]["macro_f1"] <= 1.0
+    assert "micro-F1" in err  # the human summary goes to stderr
+
+
+def test_predict_text_and_file(capsys, trained, tmp_path):
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--text", "deep networks for image analysis"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 1
+    check_prediction(json.loads(lines[0]))
+
+    texts = ["protein folding in cells", "bridges and concrete", " ".join(["stress"] * 400)]
+    file = tmp_path / "texts.txt"
+    file.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", file, "--rule", "top-down"])
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        check_prediction(row)
+        assert row["consistent"] is True  # top-down never returns an orphan
+    assert rows[2].get("truncated") is True and "truncated" not in rows[0]
+
+
+def check_prediction(row: dict) -> None:
+    assert set(row) >= {"paths", "labels"}
+    for path in row["paths"]:
+        assert isinstance(path, list) and all(isinstance(name, str) for name in path)
+        assert 1 <= len(path) <= 2
+    for label in row["labels"]:
+        assert {"label", "depth", "score"} <= set(label)
+        assert label["depth"] == len(label["path"]) - 1 and label["path"][-1] == label["label"]
+        assert label["score"] > 0  # the paper's rule: predicted when s > 0
+    ends = {tuple(p) for p in row["paths"]}
+    assert ends <= {tuple(label["path"]) for label in row["labels"]}
+
+
+@pytest.mark.filterwarnings("ignore:n_jobs value:UserWarning")  # umap: a seeded run is single-threaded
+def test_explain_json(capsys, trained):
+    code, out, err = call(capsys, ["explain", "--model", trained["dir"], "--top-k", "3", "--map"])
+    assert code == 0, err
+    result = json.loads(out)
+    labels = result["labels"]
+    assert len(labels) == 141
+    saved = json.loads((trained["dir"] / "hierarchy.json").read_text(encoding="utf-8"))["labels"]
+    assert [item["label"] for item in labels] == [label["name"] for label in saved]  # label-id order
+    assert [item["depth"] for item in labels].count(0) == 7
+    for item in labels:
+        assert {"label", "path", "depth", "words", "umap"} <= set(item)
+        assert len(item["words"]) == 3
+        sims = [w["similarity"] for w in item["words"]]
+        assert sims == sorted(sims, reverse=True)
+        assert all(not w["word"].startswith(("##", "[")) for w in item["words"])
+        assert len(item["umap"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ user errors
+def test_train_missing_data_file(capsys, tmp_path):
+    code, out, err = call(capsys, ["train", "--data", tmp_path / "missing.json", "--out", tmp_path / "out"])
+    line = assert_user_error(code, out, err, "missing.json", "does not exist")
+    assert err.strip() == line  # nothing else was printed
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_unknown_label_against_hierarchy(capsys, tmp_path, taxonomy):
+    data = tmp_path / "unknown.jsonl"
+    data.write_text(
+        "".join(f'{{"doc_token": "text {k}", "doc_label": ["CS", "Machine learning"]}}\n' for k in range(9))
+        + '{"doc_token": "cooking", "doc_label": ["CS", "Quantum cooking"]}\n',
+        encoding="utf-8",
+    )
+    code, out, err = call(capsys, ["train", "--data", data, "--hierarchy", taxonomy, "--out", tmp_path / "out"])
+    assert_user_error(code, out, err, f"{data}:10:", "'Quantum cooking'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--epochs", "0", "expected a positive whole number, got '0'"),
+        ("--epochs", "two", "expected a positive whole number, got 'two'"),
+        ("--lr", "-1", "expected a positive number, got '-1'"),
+        ("--lr", "nan", "expected a positive number, got 'nan'"),
+        ("--low-resource", "2", "expected a fraction in (0, 1]"),
+        ("--batch-size", "0", "expected a positive whole number"),
+        ("--variant", "gpt", "invalid choice: 'gpt'"),
+    ],
+)
+def test_train_bad_flag_values_exit_2(capsys, tmp_path, flag, value, message):
+    code, out, err = call(capsys, ["train", "--data", "d.json", "--out", tmp_path / "o", flag, value])
+    assert code == 2
+    assert out == "" and "Traceback" not in err
+    assert message in err
+
+
+@pytest.mark.parametrize("flag", ["--seed", "--split-seed"])
+def test_train_negative_seeds_are_user_errors(capsys, wos_slice, tmp_path, flag):
+    code, out, err = call(capsys, ["train", "--data", wos_slice, "--out", tmp_path / "o", flag, "-1"])
+    assert code == 2
+    assert out == "" and "Traceback" not in err
+    assert f"argument {flag}: expected a whole number from 0 to 2**32 - 1, got '-1'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_refuses_non_empty_out(capsys, wos_slice, tmp_path):
+    out_dir = tmp_path / "taken"
+    out_dir.mkdir()
+    keep = out_dir / "notes.txt"
+    keep.write_text("precious", encoding="utf-8")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out_dir.iterdir()}
+    code, out, err = call(capsys, ["train", "--data", wos_slice, "--out", out_dir, "--max-steps", "1"])
+    assert_user_error(code, out, err, str(out_dir), "--overwrite")
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out_dir.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no staging directory left behind
+
+
+def test_train_overwrite_replaces_out(capsys, wos_slice, tmp_path, tiny_backbone_dir):
+    out_dir = tmp_path / "taken"
+    out_dir.mkdir()
+    (out_dir / "notes.txt").write_text("old", encoding="utf-8")
+    argv = ["train", "--data", wos_slice, "--out", out_dir, "--backbone", tiny_backbone_dir]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1", "--max-length", "32", "--overwrite"])
+    assert code == 0, err
+    assert not (out_dir / "notes.txt").exists()
+    assert all((out_dir / name).is_file() for name in CHECKPOINT_FILES)
+    assert json.loads(out)["training"]["steps"] == 1
+
+
+def test_train_max_length_beyond_backbone_positions(capsys, wos_slice, tmp_path, tiny_backbone_dir):
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", tiny_backbone_dir]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1", "--max-length", "100"])
+    assert_user_error(code, out, err, "max_length", "64")
+
+
+def test_unreachable_hub_backbone_offline(capsys, monkeypatch, wos_slice, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", "some-org/not-a-model"]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1"])
+    line = assert_user_error(code, out, err, "'some-org/not-a-model'", "offline", "local directory")
+    assert line.count(".") >= 1 and "\n" not in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_local_backbone_dir(capsys, wos_slice, tmp_path):
+    missing = tmp_path / "no-such-model"
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", missing]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1"])
+    assert_user_error(code, out, err, str(missing), "does not exist")
+
+
+def test_backbone_dir_without_config(capsys, wos_slice, tmp_path):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", folder]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1"])
+    assert_user_error(code, out, err, "config.json")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "explain"])
+def test_model_dir_that_is_not_a_checkpoint(capsys, tmp_path, wos_slice, command):
+    folder = tmp_path / "random-dir"
+    folder.mkdir()
+    (folder / "something.txt").write_text("hello", encoding="utf-8")
+    extra = {"evaluate": ["--data", wos_slice], "predict": ["--text", "hello"], "explain": []}[command]
+    code, out, err = call(capsys, [command, "--model", folder, *extra])
+    assert_user_error(code, out, err, str(folder), "not a complete HPT checkpoint")
+    code, out, err = call(capsys, [command, "--model", tmp_path / "absent", *extra])
+    assert_user_error(code, out, err, "does not exist")
+
+
+def test_evaluate_missing_data_and_other_hierarchy(capsys, trained, tmp_path):
+    code, out, err = call(capsys, ["evaluate", "--model", trained["dir"], "--data", tmp_path / "gone.json"])
+    assert_user_error(code, out, err, "gone.json", "does not exist")
+    other = tmp_path / "other.taxonomy"
+    other.write_text("Root\tA\tB\nA\tA1\nB\tB1\n", encoding="utf-8")
+    code, out, err = call(capsys, ["evaluate", "--model", trained["dir"], "--data", "x.json", "--hierarchy", other])
+    assert_user_error(code, out, err, str(other), "differs from the model's label hierarchy")
+
+
+def test_predict_empty_text_and_missing_source(capsys, trained, tmp_path):
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--text", "   "])
+    assert_user_error(code, out, err, "--text is empty")
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", tmp_path / "none.txt"])
+    assert_user_error(code, out, err, "none.txt", "does not exist")
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"]])
+    assert code == 2 and out == "" and "one of the arguments --text --file is required" in err
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, out, err = call(capsys, [])
+    assert code == 2 and out == "" and "usage:" in err and "Traceback" not in err

@@ -1,0 +1,294 @@
+"""Tests of hpt_core.predict: the consistency rules on hand-set scores (spec §8.8) and ``Predictor`` on a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpt_core.errors import ConfigError
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.model import HPTConfig
+from hpt_core.predict import RULES, Prediction, Predictor, apply_rule
+
+# Hand-set scores on the tiny tree (every other label scores -1):
+#   Science +2 > Physics -0.5 > Quantum optics +3   (a child above the threshold under a parent below it)
+#   Science    > Biology +1   > Genetics +0.5       (a consistent path)
+#   Science    > Chemistry 0.0                      (exactly at the threshold: not predicted, s > 0 is strict)
+#   Arts -1    > Music -0.2   > Jazz +0.2           (an orphan whose whole ancestry is below the threshold)
+HAND_SCORES = {
+    ("Science",): 2.0,
+    ("Science", "Physics"): -0.5,
+    ("Science", "Physics", "Quantum optics"): 3.0,
+    ("Science", "Biology"): 1.0,
+    ("Science", "Biology", "Genetics"): 0.5,
+    ("Science", "Chemistry"): 0.0,
+    ("Arts", "Music"): -0.2,
+    ("Arts", "Music", "Jazz"): 0.2,
+}
+
+
+@pytest.fixture(scope="module")
+def tree(tiny_tree_paths) -> LabelHierarchy:
+    """``tiny_tree`` built once for the module (hypothesis tests cannot use function-scoped fixtures)."""
+    return LabelHierarchy.from_paths(tiny_tree_paths)
+
+
+def scores_of(tree: LabelHierarchy, values: dict[tuple[str, ...], float], default: float = -1.0) -> np.ndarray:
+    scores = np.full(tree.num_labels, default, dtype=np.float32)
+    for path, value in values.items():
+        scores[tree.index(list(path))] = value
+    return scores
+
+
+def ids(tree: LabelHierarchy, *paths: tuple[str, ...]) -> list[int]:
+    return sorted(tree.index(list(p)) for p in paths)
+
+
+# ------------------------------------------------------------------------------------------------ apply_rule (8.8)
+def test_rules_listed():
+    assert RULES == ("paper", "top-down", "drop-orphans", "add-ancestors")
+
+
+def test_paper_rule_is_exactly_the_positive_scores(tree):
+    chosen = apply_rule(scores_of(tree, HAND_SCORES), tree, "paper")
+    assert chosen == ids(
+        tree,
+        ("Science",),
+        ("Science", "Physics", "Quantum optics"),
+        ("Science", "Biology"),
+        ("Science", "Biology", "Genetics"),
+        ("Arts", "Music", "Jazz"),
+    )
+    assert not tree.is_consistent(chosen)
+
+
+def test_paper_rule_threshold(tree):
+    scores = scores_of(tree, HAND_SCORES)
+    assert apply_rule(scores, tree, "paper", threshold=0.6) == ids(
+        tree, ("Science",), ("Science", "Physics", "Quantum optics"), ("Science", "Biology")
+    )
+    assert apply_rule(scores, tree, "paper", threshold=-0.3) == ids(
+        tree,
+        ("Science",),
+        ("Science", "Physics", "Quantum optics"),
+        ("Science", "Biology"),
+        ("Science", "Biology", "Genetics"),
+        ("Science", "Chemistry"),
+        ("Arts", "Music"),
+        ("Arts", "Music", "Jazz"),
+    )
+
+
+def test_top_down_drops_children_of_unpredicted_parents(tree):
+    chosen = apply_rule(scores_of(tree, HAND_SCORES), tree, "top-down")
+    # Quantum optics (+3, the best score) goes: its parent Physics is below the threshold. Jazz goes too.
+    assert chosen == ids(tree, ("Science",), ("Science", "Biology"), ("Science", "Biology", "Genetics"))
+    assert tree.is_consistent(chosen)
+
+
+def test_top_down_at_least_one_keeps_the_best_top_label(tree):
+    low = {("Science",): -0.3, ("Arts",): -0.1, ("Arts", "Music"): 0.4, ("Arts", "Painting"): -0.2}
+    scores = scores_of(tree, low)
+    assert apply_rule(scores, tree, "top-down") == []
+    # The best top-level label is kept, and the descent continues into its children above the threshold.
+    assert apply_rule(scores, tree, "top-down", at_least_one=True) == ids(tree, ("Arts",), ("Arts", "Music"))
+    # Nothing changes when a top-level label already passes.
+    hand = scores_of(tree, HAND_SCORES)
+    assert apply_rule(hand, tree, "top-down", at_least_one=True) == apply_rule(hand, tree, "top-down")
+
+
+def test_drop_orphans(tree):
+    chosen = apply_rule(scores_of(tree, HAND_SCORES), tree, "drop-orphans")
+    assert chosen == ids(tree, ("Science",), ("Science", "Biology"), ("Science", "Biology", "Genetics"))
+    # A grandchild whose parent passes but whose grandparent does not is an orphan too.
+    deep = scores_of(tree, {("Arts", "Music"): 1.0, ("Arts", "Music", "Jazz"): 1.0})
+    assert apply_rule(deep, tree, "drop-orphans") == []
+
+
+def test_add_ancestors(tree):
+    chosen = apply_rule(scores_of(tree, HAND_SCORES), tree, "add-ancestors")
+    assert chosen == ids(
+        tree,
+        ("Science",),
+        ("Science", "Physics"),
+        ("Science", "Physics", "Quantum optics"),
+        ("Science", "Biology"),
+        ("Science", "Biology", "Genetics"),
+        ("Arts",),
+        ("Arts", "Music"),
+        ("Arts", "Music", "Jazz"),
+    )
+    assert tree.is_consistent(chosen)
+
+
+def test_unknown_rule(tree):
+    with pytest.raises(ConfigError, match="'bottom-up'.*paper, top-down, drop-orphans, add-ancestors"):
+        apply_rule(scores_of(tree, HAND_SCORES), tree, "bottom-up")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.floats(-3, 3, allow_nan=False, width=32), min_size=13, max_size=13),
+    threshold=st.sampled_from([0.0, -0.5, 1.0]),
+)
+def test_rules_relate_as_documented(tree, values, threshold):
+    scores = np.asarray(values, dtype=np.float32)
+    paper = apply_rule(scores, tree, "paper", threshold)
+    top_down = apply_rule(scores, tree, "top-down", threshold)
+    dropped = apply_rule(scores, tree, "drop-orphans", threshold)
+    added = apply_rule(scores, tree, "add-ancestors", threshold)
+    assert paper == sorted(np.flatnonzero(scores > threshold).tolist())
+    for chosen in (top_down, dropped, added):
+        assert chosen == sorted(set(chosen))
+        assert tree.is_consistent(chosen)
+    assert set(dropped) <= set(paper) <= set(added)
+    assert set(top_down) <= set(paper)
+    assert top_down == dropped  # both keep exactly the labels whose whole ancestry passes
+    assert added == tree.closure(paper)
+
+
+# ------------------------------------------------------------------------------------------------ Predictor
+class FixedScores(Predictor):
+    """A predictor whose model returns hand-set scores, to check how predictions are assembled."""
+
+    def __init__(self, model, fixed: np.ndarray) -> None:
+        super().__init__(model)
+        self.fixed = fixed
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        return np.tile(self.fixed, (len(texts), 1))
+
+
+@pytest.fixture
+def model(make_model, tiny_tree):
+    return make_model(HPTConfig(max_length=48), tiny_tree)
+
+
+@pytest.fixture
+def predictor(model) -> Predictor:
+    return Predictor(model, batch_size=3)
+
+
+def test_prediction_assembly_paper_rule(model, tiny_tree):
+    predictor = FixedScores(model, scores_of(tiny_tree, HAND_SCORES))
+    (prediction,) = predictor.predict("chemistry and jazz")
+    assert isinstance(prediction, Prediction) and prediction.text == "chemistry and jazz"
+    # One path per predicted label without a predicted child, root first, best score first.
+    assert prediction.paths == [
+        ["Science", "Physics", "Quantum optics"],
+        ["Science", "Biology", "Genetics"],
+        ["Arts", "Music", "Jazz"],
+    ]
+    assert [(s.label, s.depth, s.score) for s in prediction.labels] == [
+        ("Science", 0, 2.0),
+        ("Biology", 1, 1.0),
+        ("Quantum optics", 2, 3.0),
+        ("Genetics", 2, 0.5),
+        ("Jazz", 2, pytest.approx(0.2)),
+    ]
+    assert all(s.predicted and s.path[-1] == s.label for s in prediction.labels)
+    assert prediction.consistent is False
+    assert prediction.truncated is False and prediction.scores == []
+
+
+def test_prediction_assembly_top_down_and_all_scores(model, tiny_tree):
+    predictor = FixedScores(model, scores_of(tiny_tree, HAND_SCORES))
+    (prediction,) = predictor.predict(["a text"], rule="top-down", all_scores=True)
+    assert prediction.paths == [["Science", "Biology", "Genetics"]]
+    assert prediction.consistent is True
+    assert len(prediction.scores) == tiny_tree.num_labels
+    assert [s.score for s in prediction.scores] == sorted((s.score for s in prediction.scores), reverse=True)
+    predicted = {s.label for s in prediction.scores if s.predicted}
+    assert predicted == {"Science", "Biology", "Genetics"}  # Quantum optics scores +3 but is dropped
+    for s in prediction.scores:
+        assert s.probability == pytest.approx(1 / (1 + np.exp(-s.score)))
+
+
+def test_prediction_to_dict(model, tiny_tree):
+    (prediction,) = FixedScores(model, scores_of(tiny_tree, HAND_SCORES)).predict("text")
+    data = prediction.to_dict()
+    assert set(data) == {"paths", "labels", "consistent"}  # "truncated" only when it happened
+    assert data["labels"][0] == {"label": "Science", "path": ["Science"], "depth": 0, "score": 2.0}
+    assert data["paths"][0] == ["Science", "Physics", "Quantum optics"]
+    assert data["consistent"] is False
+
+
+def test_predictor_on_a_tiny_model(predictor, model, tiny_tree, tiny_docs):
+    texts = [text for text, _ in tiny_docs]
+    assert not model.training  # Predictor puts the model in eval mode
+    raw = predictor.scores(texts)
+    assert raw.shape == (len(texts), tiny_tree.num_labels)
+    threshold = float(np.median(raw))  # about half the labels pass: a mix of paths, orphans and parents
+    predictions = predictor.predict(texts, threshold=threshold)
+    assert [p.text for p in predictions] == texts
+    for prediction, row in zip(predictions, raw):
+        chosen = sorted(np.flatnonzero(row > threshold).tolist())
+        assert sorted(tiny_tree.index(s.path) for s in prediction.labels) == chosen
+        for s in prediction.labels:
+            label = tiny_tree.index(s.path)
+            assert s.depth == tiny_tree.depth_of[label] == len(s.path) - 1
+            assert s.score == pytest.approx(float(row[label]))
+            assert s.label == tiny_tree.name(label)
+        assert [(s.depth, -s.score) for s in prediction.labels] == sorted(
+            (s.depth, -s.score) for s in prediction.labels
+        )
+        for path in prediction.paths:
+            assert path == tiny_tree.path(tiny_tree.index(path))  # a root-first list of names
+            assert path[0] in {"Science", "Arts"}
+        ends = [i for i in chosen if not set(tiny_tree.children(i)) & set(chosen)]
+        assert sorted(tiny_tree.index(p) for p in prediction.paths) == ends
+        assert prediction.consistent == tiny_tree.is_consistent(chosen)
+
+
+def test_single_string_is_accepted(predictor):
+    single = predictor.predict("jazz music is about rhythm")
+    assert isinstance(single, list) and len(single) == 1
+    assert single[0].text == "jazz music is about rhythm"
+
+
+def test_batch_equals_one_by_one(predictor, tiny_docs):
+    texts = [text for text, _ in tiny_docs]  # 3 to 16 words: batches are padded differently from single texts
+    batched = predictor.predict(texts, all_scores=True)
+    for text, together in zip(texts, batched):
+        (alone,) = predictor.predict(text, all_scores=True)
+        a = {s.label: s.score for s in together.scores}
+        b = {s.label: s.score for s in alone.scores}
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], atol=1e-5, rtol=0)
+        assert together.paths == alone.paths
+
+
+def test_truncated_flag(predictor, model, tiny_vocab):
+    words = [w for w in tiny_vocab if w.isalpha()]
+    budget = model.template.text_budget(model.config.max_length)
+    long_text = " ".join(words[k % len(words)] for k in range(3 * budget))
+    exact = " ".join(words[k % len(words)] for k in range(budget))
+    short, at_budget, long = predictor.predict(["jazz music", exact, long_text])
+    assert short.truncated is False and at_budget.truncated is False
+    assert long.truncated is True
+    assert long.to_dict()["truncated"] is True
+    assert "truncated" not in short.to_dict()
+
+
+@pytest.mark.parametrize("texts", [[""], ["jazz", "   "], "\n\t"])
+def test_empty_text_is_a_config_error(predictor, texts):
+    with pytest.raises(ConfigError, match="empty"):
+        predictor.predict(texts)
+
+
+def test_bad_threshold_and_rule(predictor):
+    with pytest.raises(ConfigError, match="threshold must be a finite number"):
+        predictor.predict("jazz", threshold=float("nan"))
+    with pytest.raises(ConfigError, match="Unknown consistency rule"):
+        predictor.predict("jazz", rule="strict")
+
+
+def test_from_pretrained_round_trip(model, predictor, tmp_path, tiny_docs):
+    texts = [text for text, _ in tiny_docs]
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = Predictor.from_pretrained(tmp_path / "ckpt", device="cpu", batch_size=3)  # same batches, same padding
+    loaded.warm_up()
+    np.testing.assert_array_equal(loaded.scores(texts), predictor.scores(texts))
+    assert [p.paths for p in loaded.predict(texts)] == [p.paths for p in predictor.predict(texts)]
