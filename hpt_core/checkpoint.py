@@ -20,6 +20,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,14 @@ from hpt_core.errors import CheckpointError, ConfigError, HierarchyError
 if TYPE_CHECKING:
     from hpt_core.model import HPTModel
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_metrics", "CHECKPOINT_FORMAT", "REQUIRED_FILES"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "atomic_directory",
+    "read_metrics",
+    "CHECKPOINT_FORMAT",
+    "REQUIRED_FILES",
+]
 
 CHECKPOINT_FORMAT = "hpt-studio/1"
 REQUIRED_FILES = ("config.json", "model.safetensors", "hierarchy.json")
@@ -54,14 +63,7 @@ def save_checkpoint(
     from hpt_core.model_card import render_model_card
 
     target = Path(directory)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-        raise CheckpointError(
-            f"{target} already exists and is not empty; choose another directory or pass overwrite=True "
-            "(--overwrite) to replace it."
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_directory(target, overwrite) as staging:
         config = {
             "format": CHECKPOINT_FORMAT,
             "hpt_config": model.config.to_dict(),
@@ -80,6 +82,25 @@ def save_checkpoint(
         (staging / "README.md").write_text(
             card or render_model_card(model, metrics=metrics, train_config=train_config), encoding="utf-8"
         )
+    return target
+
+
+@contextmanager
+def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging directory beside ``target``; on success it replaces ``target`` in one rename.
+
+    Refuses a non-empty ``target`` unless ``overwrite``; on any error the staging directory is removed and an
+    existing ``target`` is left untouched.
+    """
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise CheckpointError(
+            f"{target} already exists and is not empty; choose another directory or pass overwrite=True "
+            "(--overwrite) to replace it."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
         if target.exists():
             backup = target.with_name(f".{target.name}.old")
             if backup.exists():
@@ -92,7 +113,6 @@ def save_checkpoint(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _read_json(path: Path) -> Any:

@@ -198,6 +198,66 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hpt_core.backbones import load_backbone
+    from hpt_core.data import read_texts
+    from hpt_core.pretrain import pretrain, save_backbone
+    from hpt_core.training import TrainConfig
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise UserError(f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it.")
+    config = TrainConfig(
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        optimizer="adamw",
+        patience=args.patience,
+        eval_every=args.eval_every,
+        device=args.device,
+    )
+    texts: list[str] = []
+    for file in args.data:
+        texts += read_texts(file)
+    if not texts:
+        raise UserError(f"No texts found in {', '.join(args.data)}; give files with at least one non-empty text.")
+    tokenizer, backbone = load_backbone(args.backbone)
+    _note(f"Re-warming {args.backbone} on {len(texts)} texts (length {args.max_length}, batch {args.batch_size}).")
+    bar = tqdm(total=None, desc="pretrain", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(event: Any) -> None:
+        bar.total = event.total_steps
+        if event.phase == "train":
+            bar.update(1)
+            bar.set_postfix(loss=f"{event.loss:.3f}", refresh=False)
+        else:
+            bar.write(f"step {event.step}: {event.message}", file=sys.stderr)
+
+    result = pretrain(
+        backbone, tokenizer, texts, config, max_length=args.max_length, whole_word=args.whole_word, callback=progress
+    )
+    bar.close()
+    provenance = {
+        "command": "python -m hpt_core pretrain " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else []),
+        "backbone": args.backbone,
+        "data": ", ".join(args.data),
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "whole_word": args.whole_word,
+    }
+    save_backbone(backbone, tokenizer, out, result, provenance, fp16=args.fp16_weights, overwrite=args.overwrite)
+    summary = {k: v for k, v in result.to_dict().items() if k != "history"} | {"out": str(out)}
+    _note(f"Saved the re-warmed backbone to {out}; use it with --backbone {out}.")
+    _print_json(summary)
+    return 0
+
+
 def _without_per_label(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "per_label"}
 
@@ -297,6 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("pretrain", help="re-warm a backbone with continued masked-LM training on unlabelled text")
+    p.add_argument("--data", action="append", required=True, help="data file or .txt (one text per line); repeatable")
+    p.add_argument("--out", required=True, help="directory to write (a Hugging Face model directory)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
+    p.add_argument("--backbone", default="minilm-l6", help="hub name, local directory, or 'minilm-l6' (default)")
+    p.add_argument("--max-steps", type=_positive_int, default=1000)
+    p.add_argument("--epochs", type=_positive_int, default=100, help="upper bound; --max-steps usually ends first")
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--max-length", type=_positive_int, default=128)
+    p.add_argument("--lr", type=_positive_float, default=1e-4)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--eval-every", type=_positive_int, default=200, help="held-out masked top-1 every N steps")
+    p.add_argument("--patience", type=_positive_int, default=1000, help="evaluations without gain before stopping")
+    p.add_argument("--whole-word", action="store_true", help="mask whole words instead of single wordpieces")
+    p.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16 (half the size)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a labelled file")
     p.add_argument("--model", required=True, help="checkpoint directory")

@@ -72,6 +72,9 @@ def mask_tokens(
     replacement_ids: torch.Tensor,
     probability: float = 0.15,
     generator: torch.Generator | None = None,
+    word_start: torch.Tensor | None = None,
+    mask_fraction: float = 0.8,
+    random_fraction: float = 0.1,
 ) -> MaskedTokens:
     """BERT masking: choose ``probability`` of the candidate positions; of those 80 % → ``[MASK]``, 10 % → a random
     id from ``replacement_ids`` (non-special vocabulary), 10 % unchanged.
@@ -80,13 +83,18 @@ def mask_tokens(
         input_ids: ``(B, S)``.
         candidates: ``(B, S)`` bool, positions that may be chosen (text wordpieces only, by default).
         replacement_ids: ``(R,)`` ids random replacements are drawn from.
+        word_start: ``(B, S)`` position of the first wordpiece of each position's word: whole-word masking (all
+            pieces of a word are chosen together and get the same treatment).
+        mask_fraction, random_fraction: the 80/10/10 split (evaluation uses 1.0/0.0: every chosen token masked).
     """
     device = input_ids.device
     draw = torch.rand(input_ids.shape, generator=generator, device="cpu").to(device)
-    chosen = candidates & (draw < probability)
     kind = torch.rand(input_ids.shape, generator=generator, device="cpu").to(device)
-    to_mask = chosen & (kind < 0.8)
-    to_random = chosen & (kind >= 0.8) & (kind < 0.9)
+    if word_start is not None:
+        draw, kind = draw.gather(1, word_start), kind.gather(1, word_start)
+    chosen = candidates & (draw < probability)
+    to_mask = chosen & (kind < mask_fraction)
+    to_random = chosen & (kind >= mask_fraction) & (kind < mask_fraction + random_fraction)
     picks = torch.randint(len(replacement_ids), input_ids.shape, generator=generator, device="cpu").to(device)
     corrupted = torch.where(to_mask, torch.full_like(input_ids, mask_token_id), input_ids)
     corrupted = torch.where(to_random, replacement_ids.to(device)[picks], corrupted)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from hpt_core.backbones import mlm_head_decoder, mlm_head_transform
 from hpt_core.configs import check_field_types
 from hpt_core.errors import ConfigError
 from hpt_core.graph import CONNECTIONS, HierarchyInjection
@@ -256,18 +256,11 @@ class HPTModel(nn.Module):
 
     def head_transform(self, hidden: torch.Tensor) -> torch.Tensor:
         """The MLM head's transform (BERT: dense, GELU, LayerNorm): ``(..., d)`` → ``(..., d)``."""
-        if hasattr(self.backbone, "cls"):
-            return self.backbone.cls.predictions.transform(hidden)
-        head = self.backbone.lm_head
-        return head.layer_norm(F.gelu(head.dense(hidden)))
+        return mlm_head_transform(self.backbone, hidden)
 
     def head_decoder(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The MLM decoder's ``(V, d)`` weight and ``(V,)`` bias."""
-        decoder = self.backbone.get_output_embeddings()
-        bias = decoder.bias
-        if bias is None:
-            bias = self.backbone.cls.predictions.bias if hasattr(self.backbone, "cls") else self.backbone.lm_head.bias
-        return decoder.weight, bias
+        return mlm_head_decoder(self.backbone)
 
     # ------------------------------------------------------------------ forward
     def encode(self, texts: list[str], labels: torch.Tensor | None = None) -> TemplateBatch:

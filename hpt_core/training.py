@@ -35,6 +35,8 @@ __all__ = [
     "TrainResult",
     "EarlyStopper",
     "train",
+    "fit",
+    "Evaluation",
     "set_seed",
     "resolve_device",
     "iterate_batches",
@@ -107,13 +109,14 @@ class TrainProgress:
     best_dev_macro_f1: float | None = None
     elapsed_seconds: float = 0.0
     message: str = ""
+    dev_score: float | None = None  # the selection metric (dev macro-F1; masked top-1 when pretraining)
 
 
 @dataclass
 class TrainResult:
     """What ``train`` returns; the model holds the best state when it returns."""
 
-    best_dev: EvalReport | None
+    best_dev: Any  # the best evaluation's report (EvalReport when prompt tuning), None without evaluation
     best_step: int
     steps: int
     epochs_run: float
@@ -237,6 +240,18 @@ def evaluate_model(
     return evaluate_sets(gold, predicted, model.hierarchy, train_counts=train_counts)
 
 
+@dataclass
+class Evaluation:
+    """One evaluation inside the loop: ``primary`` selects the best state and drives early stopping (dev macro-F1,
+    or held-out masked top-1 when pretraining); ``secondary`` also resets patience in ``macro_or_micro`` mode."""
+
+    primary: float
+    secondary: float
+    report: Any
+    message: str
+    record: dict[str, Any] = field(default_factory=dict)  # extra fields for the history
+
+
 def train(
     model: HPTModel,
     train_set: Dataset,
@@ -245,7 +260,7 @@ def train(
     callback: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place and leave it holding the best dev state.
+    """Train ``model`` in place and leave it holding the best dev state (by dev macro-F1).
 
     Without a dev set the last state is kept. ``cancel.set()`` from another thread stops after the current step
     (the best state so far is still restored). ``callback`` receives a ``TrainProgress`` after each step and each
@@ -253,22 +268,57 @@ def train(
     """
     if len(train_set.documents) == 0:
         raise ConfigError("The training set is empty; give at least one training document.")
+    train_counts = train_set.label_counts()
+    evaluate = None
+    if dev_set is not None and len(dev_set.documents):
+
+        def evaluate() -> Evaluation:
+            report = evaluate_model(model, dev_set, config.eval_batch_size, train_counts)
+            return Evaluation(
+                report.macro_f1,
+                report.micro_f1,
+                report,
+                f"dev micro-F1 {100 * report.micro_f1:.2f} %, macro-F1 {100 * report.macro_f1:.2f} %",
+                {"dev_micro_f1": report.micro_f1, "dev_macro_f1": report.macro_f1},
+            )
+
+    def batches(generator: torch.Generator) -> Iterator[Any]:
+        return iterate_batches(model, train_set.documents, config.batch_size, True, generator)
+
+    steps_per_epoch = math.ceil(len(train_set.documents) / config.batch_size)
+    mode = "macro_or_micro" if model.config.code_faithful else "macro"
+    return fit(model, batches, steps_per_epoch, evaluate, config, mode, callback, cancel)
+
+
+def fit(
+    module: torch.nn.Module,
+    batches: Callable[[torch.Generator], Iterator[Any]],
+    steps_per_epoch: int,
+    evaluate: Callable[[], Evaluation] | None,
+    config: TrainConfig,
+    stopping_mode: str = "macro",
+    callback: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainResult:
+    """The one optimisation loop behind ``train`` (prompt tuning) and ``pretrain`` (continued masked LM).
+
+    ``module(batch)`` must return an object with ``loss`` and ``loss_parts``; ``batches(generator)`` yields one epoch of
+    collated batches (a seeded shuffle); ``evaluate()`` scores the current state (``None``: keep the last state).
+    """
     set_seed(config.seed)
     device = resolve_device(config.device)
-    model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    module.to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.precision in ("auto", "fp16"))
     generator = torch.Generator().manual_seed(config.seed)
-    steps_per_epoch = math.ceil(len(train_set.documents) / config.batch_size)
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    stopper = EarlyStopper(config.patience, "macro_or_micro" if model.config.code_faithful else "macro")
-    train_counts = train_set.label_counts()
+    stopper = EarlyStopper(config.patience, stopping_mode)
     best_state: dict[str, torch.Tensor] | None = None
-    best_report: EvalReport | None = None
+    best_report: Any = None
     best_step = 0
     history: list[dict[str, Any]] = []
     step, epoch = 0, 0
@@ -281,39 +331,40 @@ def train(
 
     def run_eval() -> None:
         nonlocal best_state, best_report, best_step, stopped
-        if dev_set is None or len(dev_set.documents) == 0:
+        if evaluate is None:
             return
-        report = evaluate_model(model, dev_set, config.eval_batch_size, train_counts)
-        improved = stopper.update(report.macro_f1, report.micro_f1)
-        if improved:
-            best_report, best_step = report, step
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        result = evaluate()
+        if stopper.update(result.primary, result.secondary):
+            best_report, best_step = result.report, step
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
         stopped = stopper.should_stop
-        history.append({"step": step, "epoch": epoch, "dev_micro_f1": report.micro_f1, "dev_macro_f1": report.macro_f1})
+        history.append({"step": step, "epoch": epoch, "dev_score": result.primary, **result.record})
         emit(
             TrainProgress(
                 "eval",
                 step,
                 total,
                 epoch,
-                dev_micro_f1=report.micro_f1,
-                dev_macro_f1=report.macro_f1,
+                dev_micro_f1=result.record.get("dev_micro_f1"),
+                dev_macro_f1=result.record.get("dev_macro_f1"),
                 best_dev_macro_f1=stopper.best_macro,
                 elapsed_seconds=time.perf_counter() - started,
-                message=f"dev micro-F1 {100 * report.micro_f1:.2f} %, macro-F1 {100 * report.macro_f1:.2f} %",
+                message=result.message,
+                dev_score=result.primary,
             )
         )
+        module.train()
 
-    model.train()
+    module.train()
     while step < total and not (cancelled or stopped):
         epoch += 1
-        for batch in iterate_batches(model, train_set.documents, config.batch_size, True, generator):
+        for batch in batches(generator):
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
             batch = batch.to(device)
             with _autocast(device, config.precision):
-                out = model(batch)
+                out = module(batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(out.loss).backward()
             if config.grad_clip is not None:
@@ -335,13 +386,12 @@ def train(
                     epoch,
                     loss=loss,
                     loss_parts={k: float(v.detach()) for k, v in out.loss_parts.items()},
-                    best_dev_macro_f1=stopper.best_macro if best_report else None,
+                    best_dev_macro_f1=stopper.best_macro if best_report is not None else None,
                     elapsed_seconds=time.perf_counter() - started,
                 )
             )
             if config.eval_every is not None and step % config.eval_every == 0 and step < total:
                 run_eval()
-                model.train()
                 if stopped:
                     break
             if step >= total:
@@ -349,13 +399,12 @@ def train(
         evaluated_here = bool(history) and history[-1]["step"] == step
         if not cancelled and not evaluated_here and (config.eval_every is None or step >= total):
             run_eval()
-            model.train()
     if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        module.load_state_dict(best_state)
+    module.eval()
     return TrainResult(
         best_dev=best_report,
-        best_step=best_step if best_report else step,
+        best_step=best_step if best_report is not None else step,
         steps=step,
         epochs_run=step / steps_per_epoch,
         seconds=time.perf_counter() - started,

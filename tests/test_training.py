@@ -240,8 +240,10 @@ def test_max_steps_and_progress_events(make_model, tiny_tree, tiny_train):
             "epoch": 1,
             "dev_micro_f1": eval_events[0].dev_micro_f1,
             "dev_macro_f1": eval_events[0].dev_macro_f1,
+            "dev_score": eval_events[0].dev_macro_f1,  # the selection metric
         }
     ]
+    assert eval_events[0].dev_score == eval_events[0].dev_macro_f1
 
 
 def test_epochs_bound_steps_without_max_steps(make_model, tiny_tree, tiny_train):
