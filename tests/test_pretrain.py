@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import call  # the CLI runner shared with the CLI tests
 from transformers import AutoModelForMaskedLM
 
 from hpt_core.backbones import REWARMED_BACKBONE, SHIPPED_DIR, load_backbone, resolve_backbone
-from hpt_core.cli import main
 from hpt_core.errors import BackboneError, ConfigError
 from hpt_core.losses import mask_tokens
 from hpt_core.pretrain import MaskedLMObjective, masked_accuracy, pretrain, save_backbone
@@ -139,21 +139,11 @@ def test_pretrain_rejects_no_texts(make_backbone, tiny_tokenizer):
 
 
 # ------------------------------------------------------------------------------------------------ CLI
-def run(capsys, argv):
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_pretrain_end_to_end(capsys, tmp_path, texts):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(texts[:24]) + "\n", encoding="utf-8")
     out_dir = tmp_path / "rewarmed"
-    code, out, err = run(
+    code, out, err = call(
         capsys,
         [
             "pretrain",
@@ -192,7 +182,7 @@ def test_cli_pretrain_user_errors_exit_2(capsys, tmp_path, argv, needle):
     corpus.write_text("one text\nanother text\n", encoding="utf-8")
     empty.write_text("\n\n", encoding="utf-8")
     argv = [{"CORPUS": corpus, "EMPTY": empty}.get(a, a) for a in argv]
-    code, out, err = run(capsys, ["pretrain", *argv, "--out", tmp_path / "o", "--max-steps", 1])
+    code, out, err = call(capsys, ["pretrain", *argv, "--out", tmp_path / "o", "--max-steps", 1])
     assert code == 2 and out == "" and "Traceback" not in err
     assert needle in err
     assert not (tmp_path / "o").exists()
