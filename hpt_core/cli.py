@@ -108,9 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hpt_core.model import HPTConfig, HPTModel
     from hpt_core.training import TrainConfig, evaluate_model, train
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise UserError(f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it.")
+    out = _output_directory(args)
     overrides: dict[str, Any] = {"backbone": args.backbone}
     if args.max_length is not None:
         overrides["max_length"] = args.max_length
@@ -190,9 +188,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from hpt_core.pretrain import pretrain, save_backbone
     from hpt_core.training import TrainConfig
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise UserError(f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it.")
+    out = _output_directory(args)
     config = TrainConfig(
         epochs=args.epochs,
         max_steps=args.max_steps,
@@ -240,6 +236,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     _note(f"Saved the re-warmed backbone to {out}; use it with --backbone {out}.")
     _print_json(summary)
     return 0
+
+
+def _output_directory(args: argparse.Namespace) -> Path:
+    """``--out``, refused before any work when it is non-empty and ``--overwrite`` is not given."""
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise UserError(f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it.")
+    return out
 
 
 def _without_per_label(report: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from hpt_core.data import (
 from hpt_core.errors import ConfigError, DatasetError, HierarchyError
 from hpt_core.hierarchy import LabelHierarchy
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WOS_JSON = DATA / "wos" / "subset_1k" / "wos_total_1k.json"
 WOS_TAXONOMY = DATA / "wos" / "wos.taxnomy"
 NG_JSONL = DATA / "20newsgroups" / "20news-bydate.jsonl.gz"

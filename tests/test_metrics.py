@@ -14,7 +14,7 @@ from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.metrics import EvalReport, evaluate_sets, frequency_buckets, multi_hot
 
-WOS_TAXONOMY = Path("/work/shared/data/wos/wos.taxnomy")
+WOS_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "wos" / "wos.taxnomy"
 
 
 @pytest.fixture
