@@ -125,12 +125,23 @@ def test_saved_fp16_directory_loads_in_fp32_and_runs(make_backbone, tiny_tokeniz
         save_backbone(backbone, tiny_tokenizer, out)
 
 
-def test_rewarmed_alias_resolves_to_the_shipped_directory():
-    if (SHIPPED_DIR / REWARMED_BACKBONE / "config.json").is_file():
-        assert Path(resolve_backbone(REWARMED_BACKBONE)) == SHIPPED_DIR / REWARMED_BACKBONE
-    else:
-        with pytest.raises(BackboneError, match="pretrain"):
-            resolve_backbone(REWARMED_BACKBONE)
+def test_rewarmed_alias_resolves_to_the_shipped_directory_and_loads_in_fp32():
+    assert Path(resolve_backbone(REWARMED_BACKBONE)) == SHIPPED_DIR / REWARMED_BACKBONE
+    tokenizer, model = load_backbone(REWARMED_BACKBONE)  # fp16 on disk
+    assert model.config.hidden_size == 384
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    ids = tokenizer(["the patient was given a [MASK] dose of the drug"], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**ids).logits
+    assert torch.isfinite(logits).all()
+
+
+def test_missing_rewarmed_directory_is_a_backbone_error(monkeypatch, tmp_path):
+    import hpt_core.backbones as backbones
+
+    monkeypatch.setattr(backbones, "SHIPPED_DIR", tmp_path)
+    with pytest.raises(BackboneError, match="pretrain"):
+        resolve_backbone(REWARMED_BACKBONE)
 
 
 def test_pretrain_rejects_no_texts(make_backbone, tiny_tokenizer):
