@@ -203,8 +203,7 @@ def iterate_batches(
     with_labels: bool = True,
 ) -> Iterator[Any]:
     """Collated ``TemplateBatch``es (dynamic padding) over ``documents``; a seeded shuffle when asked."""
-    order = torch.randperm(len(documents), generator=generator).tolist() if shuffle else range(len(documents))
-    order = list(order)
+    order = torch.randperm(len(documents), generator=generator).tolist() if shuffle else list(range(len(documents)))
     for start in range(0, len(order), batch_size):
         chunk = [documents[i] for i in order[start : start + batch_size]]
         labels = _targets(chunk, model.num_labels) if with_labels else None
