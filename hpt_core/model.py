@@ -9,7 +9,6 @@ Forward pass (default configuration, paper §3, spec §1.8)::
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from hpt_core.graph import CONNECTIONS, HierarchyInjection
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.losses import bce_loss, mask_tokens, mlm_loss, zmlce_loss
 from hpt_core.template import TEMPLATE_KINDS, PromptTemplate, TemplateBatch
-from hpt_core.verbalizer import HardVerbalizer, Verbalizer, label_name_embeddings
+from hpt_core.verbalizer import HardVerbalizer, Verbalizer, bias_bound, label_name_embeddings  # noqa: F401
 
 __all__ = ["HPTConfig", "HPTModel", "HPTOutput", "VARIANTS", "ABLATIONS"]
 
@@ -368,8 +367,3 @@ class HPTModel(nn.Module):
             part = name.split(".")[0]
             groups[part] = groups.get(part, 0) + p.numel()
         return groups
-
-
-def bias_bound(hidden_size: int) -> float:
-    """Init bound of the label bias, ``1/√d`` with d the backbone's hidden size."""
-    return 1.0 / math.sqrt(hidden_size)

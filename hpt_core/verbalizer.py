@@ -16,7 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Verbalizer", "HardVerbalizer", "label_name_embeddings", "headword"]
+__all__ = ["Verbalizer", "HardVerbalizer", "label_name_embeddings", "headword", "bias_bound"]
+
+
+def bias_bound(hidden_size: int) -> float:
+    """Init bound of the label bias, ``1/√d`` with d the backbone's hidden size (never a literal 768)."""
+    return 1.0 / math.sqrt(hidden_size)
 
 
 def label_name_embeddings(
@@ -63,7 +68,7 @@ class Verbalizer(nn.Module):
         super().__init__()
         num_labels, hidden = label_words.shape
         self.label_words = nn.Parameter(label_words.detach().clone())
-        bound = 1.0 / math.sqrt(hidden)
+        bound = bias_bound(hidden)
         self.bias = nn.Parameter(torch.empty(num_labels).uniform_(-bound, bound))
         self.decoder_bias = nn.Parameter(torch.zeros(num_labels)) if two_biases else None
         self.register_buffer("slot_of_label", slot_of_label.long().clone())
@@ -101,7 +106,7 @@ class HardVerbalizer(nn.Module):
             mask[i, : len(p)] = 1.0
         self.register_buffer("word_ids", ids)
         self.register_buffer("word_mask", mask)
-        bound = 1.0 / math.sqrt(hidden_size)
+        bound = bias_bound(hidden_size)
         self.bias = nn.Parameter(torch.empty(len(names)).uniform_(-bound, bound))
 
     def forward(self, z: torch.Tensor, decoder_weight: torch.Tensor, decoder_bias: torch.Tensor) -> torch.Tensor:
