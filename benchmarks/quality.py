@@ -40,6 +40,7 @@ NEWS = SHARED / "20newsgroups" / "20news-bydate.jsonl.gz"
 WOS = SHARED / "wos" / "subset_1k" / "wos_total_1k.json"
 WOS_TAXONOMY = SHARED / "wos" / "wos.taxnomy"
 RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "runs"  # scratch space (git-ignored): task-adapted backbones
 
 # method -> (variant, ablations, code_faithful); the ablation methods are named as in ``hpt_core.model.ABLATIONS``.
 NEURAL: dict[str, tuple[str, tuple[str, ...], bool]] = {
@@ -164,7 +165,11 @@ def load_splits(preset: Preset) -> dict[str, Splits]:
     if "wos-1k" in preset.datasets:
         wos = load_dataset(WOS, hierarchy_file=WOS_TAXONOMY)
         train, dev, test = split_dataset(wos, preset.wos_dev, preset.wos_test, seed=seed)
-        note = f"WOS-1k (1,000 real abstracts, 141-label tree): seeded split, {len(train)}/{len(dev)}/{len(test)}"
+        note = (
+            f"WOS-1k (1,000 real Web of Science abstracts, the paper's 141-label tree): seeded stratified split "
+            f"(seed {seed}), {100 * (1 - preset.wos_dev - preset.wos_test):g}/{100 * preset.wos_dev:g}/"
+            f"{100 * preset.wos_test:g} %"
+        )
         out["wos-1k"] = Splits("wos-1k", train, dev, test, note)
     if preset.limit is not None:
         for s in out.values():
@@ -347,14 +352,16 @@ def run_classical(splits: Splits, method: str, backbone: str, preset: Preset, lo
     return record, predicted
 
 
-def task_adapted(splits: Splits, preset: Preset, log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
+def task_adapted(
+    splits: Splits, preset: Preset, log: Callable[[str], None], work: Path = WORK
+) -> tuple[str, dict[str, Any]]:
     """The "adapt to my texts" backbone: ``task_adapt_from`` after ``task_adapt_steps`` masked-LM steps on the
     training texts of ``splits`` (cached under ``runs/``); returns its directory and the re-warming summary."""
     from hpt_core.backbones import load_backbone
     from hpt_core.pretrain import pretrain, save_backbone
     from hpt_core.training import TrainConfig
 
-    directory = ROOT / "runs" / f"quality-{preset.name}" / f"{TASK_MLM}-{splits.name}"
+    directory = work / f"quality-{preset.name}" / f"{TASK_MLM}-{splits.name}"
     summary_file = directory / "pretrain-summary.json"
     if summary_file.is_file():
         return str(directory), json.loads(summary_file.read_text(encoding="utf-8"))
@@ -417,6 +424,7 @@ def run_benchmark(
     max_runs: int | None = None,
     only: Callable[[str, str, str, int], bool] | None = None,
     log: Callable[[str], None] = print,
+    work: Path = WORK,
 ) -> dict[str, Any]:
     """Run every job of ``preset`` missing from its results file; returns the results. Resumable."""
     path, pred_path = results_path(preset.name, directory), predictions_path(preset.name, directory)
@@ -455,7 +463,7 @@ def run_benchmark(
         if method in NEURAL:
             source = backbone
             if backbone == TASK_MLM:
-                source, results.setdefault("task_adapt", {})[dataset] = task_adapted(splits[dataset], preset, log)
+                source, results.setdefault("task_adapt", {})[dataset] = task_adapted(splits[dataset], preset, log, work)
             record, predicted = run_neural(splits[dataset], method, source, seed, preset, log)
         else:
             record, predicted = run_classical(splits[dataset], method, backbone, preset, log)

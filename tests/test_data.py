@@ -23,6 +23,7 @@ from hpt_core.data import (
     read_records,
     read_texts,
     split_dataset,
+    strip_newsgroup_message,
     validate,
 )
 from hpt_core.errors import ConfigError, DatasetError, HierarchyError
@@ -126,6 +127,51 @@ def test_20newsgroups_generic_loader_matches_the_taxonomy(news: Dataset) -> None
     assert sorted(built.hierarchy.path_string(i) for i in range(27)) == sorted(
         news.hierarchy.path_string(i) for i in range(27)
     )
+
+
+MESSAGE = """From: someone@example.edu (Some One)
+Subject: Re: Shaft-drives
+Organization: Example University
+Lines: 12
+
+In article <1r16ja$dpa@news.example.edu>, other@example.edu (Other) wrote:
+> Is it possible to do a wheelie with shaft-drive?
+|> an older quote
+No. It is impossible due to the shaft effect.
+The centripetal effects counteract it.
+
+--
+Some One   Example University
+    All standard disclaimers apply.
+"""
+
+
+def test_strip_newsgroup_message_removes_headers_quotes_and_signature() -> None:
+    assert strip_newsgroup_message(MESSAGE) == (
+        "No. It is impossible due to the shaft effect.\nThe centripetal effects counteract it.\n"
+    )
+    assert strip_newsgroup_message("Subject: only headers\n") == ""
+    no_signature = "From: a@b\n\nFirst line.\nSecond line."  # no blank/dash line: nothing is cut as a footer
+    assert strip_newsgroup_message(no_signature) == "First line.\nSecond line."
+
+
+def test_stripped_20newsgroups_keeps_every_message_without_headers(news: Dataset) -> None:
+    stripped = load_20newsgroups(NG_JSONL, strip=True)
+    assert len(stripped) == len(news) == 18846
+    assert [d.labels for d in stripped.documents] == [d.labels for d in news.documents]
+    texts = [d.text for d in stripped.documents]
+    headed = sum(1 for d in news.documents if d.text.startswith(("From:", "Subject:")))
+    assert headed > 18000  # every raw message opens with its headers; only forwarded ones keep a second block
+    assert sum(1 for t in texts if t.startswith(("From:", "Subject:"))) < 0.01 * len(texts)
+
+    def quoting(text: str) -> bool:
+        return any(line.startswith(">") or "writes:" in line or "wrote:" in line for line in text.split("\n"))
+
+    assert sum(quoting(d.text) for d in news.documents) > 8000
+    assert sum(quoting(t) for t in texts) < 0.01 * len(texts)  # indented quotes ("  > ...") stay, as in sklearn
+    empty = sum(1 for t in texts if not t.strip())
+    assert 0 < empty < 100  # a few messages are nothing but headers and quotes; they keep their place
+    assert sum(len(t) for t in texts) < 0.7 * sum(len(d.text) for d in news.documents)
 
 
 def test_validate_real_files() -> None:

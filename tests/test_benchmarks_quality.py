@@ -1,0 +1,189 @@
+"""The quality benchmark end to end on a tiny preset (real data slices, a tiny backbone, one seed), its JSON schema,
+the report regenerated from the JSON, and the paired bootstrap."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import quality
+from benchmarks.quality import PRESETS, Preset, jobs, run_benchmark, run_key
+from benchmarks.quality_report import paired_bootstrap, write_report
+
+RUN_FIELDS = {
+    "dataset": str,
+    "method": str,
+    "backbone": str,
+    "seed": int,
+    "micro_f1": float,
+    "macro_f1": float,
+    "per_depth": dict,
+    "per_bucket": list,
+    "train_seconds": float,
+    "steps": int,
+    "n_test": int,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A 2-layer, 32-hidden BertForMaskedLM with the fixture tokenizer, saved as a Hugging Face directory."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    import torch
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    directory = tmp_path_factory.mktemp("tiny-backbone")
+    BertForMaskedLM(config).save_pretrained(directory)
+    tiny_tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tiny_backbone_dir: Path) -> Preset:
+    name = str(tiny_backbone_dir)
+    return replace(
+        PRESETS["cpu"],
+        name="tiny",
+        backbones=(name,),
+        embedding_backbone=name,
+        task_adapt_from=name,
+        task_adapt_steps=2,
+        seeds=(0,),
+        other_methods=("hard", "soft", "hpt-code"),
+        ablations=("no-constraint", "bce"),
+        max_length=48,
+        batch_size=8,
+        epochs={"20ng-10pct": 1, "wos-1k": 1},
+        limit=24,
+        news_dev=60,
+        news_test=60,
+        lr_grid=(1.0,),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(shared_dir, tiny_preset, tmp_path_factory) -> tuple[Path, dict]:
+    directory = tmp_path_factory.mktemp("quality")
+    results = run_benchmark(tiny_preset, directory, log=lambda _: None, work=directory / "work")
+    return directory, results
+
+
+def test_jobs_put_the_main_comparison_before_the_rest():
+    order = list(jobs(PRESETS["cpu"]))
+    methods = [m for _, m, _, _ in order]
+    assert set(methods[:6]) == {"tfidf-lr", "hiclass", "emb-lr"}
+    first_seed = order[6:14]  # 2 datasets x 2 backbones x (hpt, finetune), seed 0
+    assert {(d, m, b) for d, m, b, s in first_seed} == {
+        (d, m, b) for d in ("20ng-10pct", "wos-1k") for b in ("minilm-l6-mlm", "minilm-l6") for m in ("hpt", "finetune")
+    }
+    assert all(s == 0 for *_, s in first_seed)
+    assert len(set(order)) == len(order)
+    # every neural method has 3 seeds on both datasets; ablations on WOS only
+    for method in ("hpt", "finetune", "hard", "soft", "hpt-code"):
+        assert {(d, s) for d, m, b, s in order if m == method and b == "minilm-l6-mlm"} == {
+            (d, s) for d in ("20ng-10pct", "wos-1k") for s in (0, 1, 2)
+        }
+    assert {d for d, m, _, _ in order if m == "no-mlm"} == {"wos-1k"}
+
+
+def test_tiny_preset_writes_every_run_with_the_schema(tiny_run, tiny_preset):
+    directory, results = tiny_run
+    stored = json.loads((directory / "quality-tiny.json").read_text())
+    assert stored == json.loads(json.dumps(results))
+    expected = {run_key(*job) for job in jobs(tiny_preset)}
+    assert {run_key(r["dataset"], r["method"], r["backbone"], r["seed"]) for r in stored["runs"]} == expected
+    for run in stored["runs"]:
+        for name, kind in RUN_FIELDS.items():
+            assert isinstance(run[name], kind if kind is not float else (int, float)), (name, run)
+        assert 0.0 <= run["micro_f1"] <= 1.0 and 0.0 <= run["macro_f1"] <= 1.0
+        assert set(run["per_depth"]) == {"0", "1"}
+        assert len(run["per_bucket"]) == 5
+        if run["method"] in quality.NEURAL:
+            assert run["steps"] == 3  # 24 documents, batch 8, 1 epoch
+    assert stored["splits"]["wos-1k"]["labels"] == 141 and stored["splits"]["20ng-10pct"]["labels"] == 27
+    assert stored["splits"]["20ng-10pct"]["test"] == 24
+    assert stored["task_adapt"]["wos-1k"]["steps"] == 2
+    with gzip.open(directory / "quality-tiny-predictions.json.gz", "rt") as f:
+        predictions = json.load(f)
+    assert set(predictions["runs"]) == expected
+    assert all(len(p) == 24 for p in predictions["runs"].values())
+
+
+def test_a_second_call_resumes_without_rerunning(tiny_run, tiny_preset):
+    directory, results = tiny_run
+    before = (directory / "quality-tiny.json").read_text()
+    again = run_benchmark(tiny_preset, directory, log=lambda _: None, work=directory / "work")
+    assert len(again["runs"]) == len(results["runs"])
+    assert (directory / "quality-tiny.json").read_text() == before
+
+
+def test_changed_training_settings_refuse_to_mix_with_old_runs(tiny_run, tiny_preset):
+    directory, _ = tiny_run
+    with pytest.raises(SystemExit, match="other settings"):
+        run_benchmark(replace(tiny_preset, lr=1e-3), directory, log=lambda _: None)
+
+
+def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tmp_path):
+    directory, _ = tiny_run
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nHand-written analysis stays.\n")
+    files = write_report(
+        directory / "quality-tiny.json", directory / "quality-tiny-predictions.json.gz", docs, tmp_path / "fig"
+    )
+    text = docs.read_text()
+    assert "Hand-written analysis stays." in text
+    assert "<!-- quality-tiny:begin -->" in text and "HPT − vanilla fine-tune" in text
+    assert "r.m. hierarchy constraint" in text and "Bucket 5" in text and "87.16 / 81.93" in text
+    pngs = [f for f in files if f.suffix == ".png"]
+    assert len(pngs) == 4
+    assert all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in pngs)
+    # edit a number in the JSON: the regenerated table shows it and the old block is replaced, not duplicated
+    results = json.loads((directory / "quality-tiny.json").read_text())
+    edited = tmp_path / "quality-tiny.json"
+    for run in results["runs"]:
+        if run["method"] == "tfidf-lr" and run["dataset"] == "wos-1k":
+            run["micro_f1"] = 0.98765
+    edited.write_text(json.dumps(results))
+    write_report(edited, directory / "quality-tiny-predictions.json.gz", docs, tmp_path / "fig")
+    text = docs.read_text()
+    assert "98.77" in text and text.count("<!-- quality-tiny:begin -->") == 1
+    significance = json.loads((tmp_path / "quality-tiny-significance.json").read_text())
+    assert {row["dataset"] for row in significance} == {"20ng-10pct", "wos-1k"}
+
+
+def test_paired_bootstrap_of_identical_runs_is_zero():
+    gold = [[0, 2], [1, 3], [0, 2], [1]]
+    preds = [[[0, 2], [1], [0], []]]
+    out = paired_bootstrap(gold, preds, preds, num_labels=4, samples=200)
+    for metric in ("micro", "macro"):
+        assert out[metric]["diff"] == 0.0 and out[metric]["ci95"] == [0.0, 0.0] and out[metric]["p"] == 1.0
+
+
+def test_paired_bootstrap_difference_matches_the_metrics(wos_hierarchy):
+    from hpt_core.metrics import evaluate_sets
+
+    rng = np.random.default_rng(0)
+    leaves = [i for i in range(wos_hierarchy.num_labels) if wos_hierarchy.is_leaf(i)]
+    gold = [wos_hierarchy.closure([int(rng.choice(leaves))]) for _ in range(300)]
+    good = [g if rng.random() < 0.8 else wos_hierarchy.closure([int(rng.choice(leaves))]) for g in gold]
+    bad = [g if rng.random() < 0.4 else wos_hierarchy.closure([int(rng.choice(leaves))]) for g in gold]
+    out = paired_bootstrap(gold, [good], [bad], wos_hierarchy.num_labels, samples=500)
+    a, b = evaluate_sets(gold, good, wos_hierarchy), evaluate_sets(gold, bad, wos_hierarchy)
+    assert out["micro"]["diff"] == pytest.approx(a.micro_f1 - b.micro_f1, abs=1e-6)
+    assert out["macro"]["diff"] == pytest.approx(a.macro_f1 - b.macro_f1, abs=1e-6)
+    assert 0 < out["micro"]["ci95"][0] < out["micro"]["diff"] < out["micro"]["ci95"][1]
+    assert out["micro"]["p"] < 0.01
