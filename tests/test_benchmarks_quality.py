@@ -33,9 +33,8 @@ RUN_FIELDS = {
 @pytest.fixture(scope="module")
 def tiny_backbone_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     """A 2-layer, 32-hidden BertForMaskedLM with the fixture tokenizer, saved as a Hugging Face directory."""
-    from transformers import BertConfig, BertForMaskedLM
-
     import torch
+    from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(0)
     config = BertConfig(
