@@ -56,8 +56,15 @@ def save_checkpoint(
     train_config: dict[str, Any] | None = None,
     card: str | None = None,
     overwrite: bool = False,
+    fp16: bool = False,
 ) -> Path:
-    """Save ``model`` to ``directory`` atomically; refuse to replace a non-empty directory unless ``overwrite``."""
+    """Save ``model`` to ``directory`` atomically; refuse to replace a non-empty directory unless ``overwrite``.
+
+    ``fp16`` stores the floating-point weights in half precision (half the size); ``load_checkpoint`` loads them back
+    into an fp32 model. ``model`` itself is left untouched.
+    """
+    import copy
+
     from safetensors.torch import save_model
 
     from hpt_core.model_card import render_model_card
@@ -70,10 +77,13 @@ def save_checkpoint(
             "backbone_config": model.backbone.config.to_dict(),
             "num_labels": model.num_labels,
             "num_levels": model.hierarchy.num_levels,
+            "weights_dtype": "float16" if fp16 else "float32",
         }
         _write_json(staging / "config.json", config)
         _write_json(staging / "hierarchy.json", model.hierarchy.to_dict())
-        save_model(model, str(staging / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
+        stored = copy.deepcopy(model).half() if fp16 else model
+        save_model(stored, str(staging / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
+        del stored
         model.tokenizer.save_pretrained(str(staging))
         if metrics is not None:
             _write_json(staging / "metrics.json", metrics)

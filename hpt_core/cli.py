@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ __all__ = ["main", "build_parser"]
 
 MAX_PROBLEMS_SHOWN = 20
 EXIT_USER_ERROR = 2
+STRIP_HELP = "remove e-mail headers, quoted replies and signatures from every text (newsgroup messages)"
 
 
 class UserError(HPTError):
@@ -75,6 +77,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR
 
 
+def _strip(args: argparse.Namespace, dataset: Any) -> Any:
+    """Remove e-mail headers, quoted replies and signatures when ``--strip-newsgroup-headers`` is given."""
+    from hpt_core.data import strip_newsgroup_message
+
+    if getattr(args, "strip_newsgroup_headers", False):
+        for doc in dataset.documents:
+            doc.text = strip_newsgroup_message(doc.text)
+    return dataset
+
+
 def _load_splits(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
     """Train/dev/test datasets on one hierarchy, and a sentence saying where the splits came from."""
     from hpt_core.data import load_dataset, read_records, split_dataset
@@ -85,15 +97,15 @@ def _load_splits(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
         hierarchy = LabelHierarchy.from_taxonomy(args.hierarchy)
     else:
         hierarchy = LabelHierarchy.from_paths(p for f in files for r in read_records(f) for p in r.paths)
-    full = load_dataset(args.data, hierarchy=hierarchy)
+    full = _strip(args, load_dataset(args.data, hierarchy=hierarchy))
     dev_fraction = 0.0 if args.dev else 0.1
     test_fraction = 0.0 if args.test else 0.1
     train_set, dev_set, test_set = split_dataset(full, dev_fraction, test_fraction, seed=args.split_seed)
     origin = f"seeded split of {args.data} (seed {args.split_seed})"
     if args.dev:
-        dev_set = load_dataset(args.dev, hierarchy=hierarchy)
+        dev_set = _strip(args, load_dataset(args.dev, hierarchy=hierarchy))
     if args.test:
-        test_set = load_dataset(args.test, hierarchy=hierarchy)
+        test_set = _strip(args, load_dataset(args.test, hierarchy=hierarchy))
     if args.dev and args.test:
         origin = "given dev and test files"
     if len(train_set) == 0:
@@ -173,8 +185,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         "split_seed": args.split_seed,
         "low_resource": args.low_resource,
         "variant": model_config.variant_name,
+        "strip_newsgroup_headers": args.strip_newsgroup_headers,
+        "command": "python -m hpt_core " + " ".join(shlex.quote(str(a)) for a in args.argv),
     }
-    model.save_pretrained(out, metrics=metrics, train_config=provenance, overwrite=args.overwrite)
+    model.save_pretrained(
+        out, metrics=metrics, train_config=provenance, overwrite=args.overwrite, fp16=args.fp16_weights
+    )
     _note(f"Saved the best checkpoint (step {result.best_step}) to {out}; per-label figures are in metrics.json.")
     _print_json({k: _without_per_label(v) for k, v in metrics.items()})
     return 0
@@ -270,7 +286,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{args.hierarchy} differs from the model's label hierarchy ({model.hierarchy.num_labels} labels); "
                 "evaluate with the hierarchy the model was trained on, or leave --hierarchy out."
             )
-    dataset = load_dataset(args.data, hierarchy=model.hierarchy)
+    dataset = _strip(args, load_dataset(args.data, hierarchy=model.hierarchy))
+    if args.split:
+        dataset = dataset.subset([d for d in dataset.documents if d.split == args.split])
+        if not len(dataset):
+            raise UserError(f"{args.data} has no documents with split {args.split!r}; leave --split out or fix it.")
     report = evaluate_model(model, dataset, args.batch_size)
     _note(report.summary())
     _print_json(report.to_dict())
@@ -344,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=_seed, default=0, help="seed of the train/dev/test split")
     p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16 (half the size)")
+    p.add_argument("--strip-newsgroup-headers", action="store_true", help=STRIP_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pretrain", help="re-warm a backbone with continued masked-LM training on unlabelled text")
@@ -368,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint directory")
     p.add_argument("--data", required=True)
     p.add_argument("--hierarchy", help="must match the model's hierarchy")
+    p.add_argument("--split", choices=("train", "dev", "test"), help="only the documents of this split")
+    p.add_argument("--strip-newsgroup-headers", action="store_true", help=STRIP_HELP)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.set_defaults(func=cmd_evaluate)
 
@@ -396,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in train_config.json as the exact command
     try:
         return int(args.func(args))
     except HPTError as e:

@@ -74,6 +74,24 @@ def test_round_trip_gives_identical_scores(make_model, wos_hierarchy, wos_docs, 
     assert loaded.backbone.get_output_embeddings().weight is loaded.word_embeddings.weight
 
 
+def test_fp16_weights_load_in_fp32_and_leave_the_model_alone(make_model, wos_hierarchy, wos_docs, tmp_path: Path):
+    model = make_model(HPTConfig(max_length=128), wos_hierarchy, seed=3)
+    texts = [text for text, _ in wos_docs[:4]]
+    before = scores_of(model, texts)
+    full = model.save_pretrained(tmp_path / "fp32")
+    half = model.save_pretrained(tmp_path / "fp16", fp16=True)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the saved model is not converted
+    assert torch.equal(scores_of(model, texts), before)
+    assert json.loads((half / "config.json").read_text())["weights_dtype"] == "float16"
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded = HPTModel.from_pretrained(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert loaded.backbone.get_output_embeddings().weight is loaded.word_embeddings.weight
+    after = scores_of(loaded, texts)
+    assert not torch.equal(after, before)  # rounded to fp16 ...
+    assert torch.allclose(after, before, atol=1e-2)  # ... but close (the shipped checkpoints are checked to 1e-3)
+
+
 def test_random_edges_come_from_the_file(make_model, tiny_tree, tmp_path: Path):
     """The sampled edges are saved with the weights, so reloading never re-samples them (pitfall 21)."""
     model = make_model(HPTConfig(max_length=128, connection="random", graph_seed=1), tiny_tree)

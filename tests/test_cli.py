@@ -255,6 +255,44 @@ def test_evaluate_json(capsys, trained, wos_slice, taxonomy):
     assert "micro-F1" in err  # the human summary goes to stderr
 
 
+def test_train_newsgroups_stripped_fp16_and_evaluate_one_split(capsys, shared_dir, tmp_path, tiny_backbone_dir):
+    import gzip
+
+    from hpt_core.model import HPTModel
+
+    source = shared_dir / "data" / "20newsgroups" / "20news-bydate.jsonl.gz"
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    picked = [r for r in records if r["split"] == "train"][::400] + [r for r in records if r["split"] == "test"][::400]
+    data = tmp_path / "news.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked), encoding="utf-8")
+    taxonomy = source.with_name("20ng.taxonomy")
+    out_dir = tmp_path / "news-ckpt"
+    argv = ["train", "--data", data, "--hierarchy", taxonomy, "--out", out_dir, "--backbone", tiny_backbone_dir]
+    argv += ["--max-steps", 2, "--batch-size", 8, "--max-length", 64, "--strip-newsgroup-headers", "--fp16-weights"]
+    code, out, err = call(capsys, argv)
+    assert code == 0, err
+    n_test = sum(r["split"] == "test" for r in picked)
+    assert json.loads(out)["training"]["test_documents"] == n_test  # the file's own test split is kept
+    provenance = json.loads((out_dir / "train_config.json").read_text(encoding="utf-8"))
+    assert provenance["strip_newsgroup_headers"] is True
+    assert (
+        provenance["command"].startswith("python -m hpt_core train --data ")
+        and "--fp16-weights" in provenance["command"]
+    )
+    assert json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["weights_dtype"] == "float16"
+    assert all(p.dtype == torch.float32 for p in HPTModel.from_pretrained(out_dir).parameters())
+    saved = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))["test"]
+    evaluate = ["evaluate", "--model", out_dir, "--data", data, "--split", "test", "--strip-newsgroup-headers"]
+    code, out, err = call(capsys, evaluate)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n_documents"] == n_test
+    assert report["micro_f1"] == pytest.approx(saved["micro_f1"], abs=1e-6)  # same texts, same model
+    code, out, err = call(capsys, ["evaluate", "--model", out_dir, "--data", data, "--split", "dev"])
+    assert_user_error(code, out, err, "no documents with split 'dev'")
+
+
 def test_predict_text_and_file(capsys, trained, tmp_path):
     code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--text", "deep networks for image analysis"])
     assert code == 0, err
