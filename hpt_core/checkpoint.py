@@ -39,10 +39,12 @@ __all__ = [
     "read_metrics",
     "CHECKPOINT_FORMAT",
     "REQUIRED_FILES",
+    "WEIGHT_PRECISIONS",
 ]
 
 CHECKPOINT_FORMAT = "hpt-studio/1"
 REQUIRED_FILES = ("config.json", "model.safetensors", "hierarchy.json")
+WEIGHT_PRECISIONS = ("float32", "float16", "mixed")  # storage precision of model.safetensors
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -56,18 +58,24 @@ def save_checkpoint(
     train_config: dict[str, Any] | None = None,
     card: str | None = None,
     overwrite: bool = False,
-    fp16: bool = False,
+    weights: str = "float32",
+    description: str | None = None,
 ) -> Path:
     """Save ``model`` to ``directory`` atomically; refuse to replace a non-empty directory unless ``overwrite``.
 
-    ``fp16`` stores the floating-point weights in half precision (half the size); ``load_checkpoint`` loads them back
-    into an fp32 model. ``model`` itself is left untouched.
+    ``weights`` is the storage precision: ``float32``; ``float16`` (every floating-point tensor, half the size); or
+    ``mixed`` (only the word embeddings, tied to the MLM decoder, in fp16: they are half of a small backbone and
+    rounding them barely moves the scores, while rounding the encoder's matrices does). ``load_checkpoint`` always
+    rebuilds an fp32 model; ``model`` itself is left untouched.
     """
     import copy
 
     from safetensors.torch import save_model
 
     from hpt_core.model_card import render_model_card
+
+    if weights not in WEIGHT_PRECISIONS:
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHT_PRECISIONS)}, got {weights!r}.")
 
     target = Path(directory)
     with atomic_directory(target, overwrite) as staging:
@@ -77,11 +85,16 @@ def save_checkpoint(
             "backbone_config": model.backbone.config.to_dict(),
             "num_labels": model.num_labels,
             "num_levels": model.hierarchy.num_levels,
-            "weights_dtype": "float16" if fp16 else "float32",
+            "weights_dtype": weights,
         }
         _write_json(staging / "config.json", config)
         _write_json(staging / "hierarchy.json", model.hierarchy.to_dict())
-        stored = copy.deepcopy(model).half() if fp16 else model
+        stored = model
+        if weights == "float16":
+            stored = copy.deepcopy(model).half()
+        elif weights == "mixed":
+            stored = copy.deepcopy(model)
+            stored.word_embeddings.weight.data = stored.word_embeddings.weight.data.half()  # the decoder is tied
         save_model(stored, str(staging / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
         del stored
         model.tokenizer.save_pretrained(str(staging))
@@ -90,7 +103,8 @@ def save_checkpoint(
         if train_config is not None:
             _write_json(staging / "train_config.json", train_config)
         (staging / "README.md").write_text(
-            card or render_model_card(model, metrics=metrics, train_config=train_config), encoding="utf-8"
+            card or render_model_card(model, metrics=metrics, train_config=train_config, description=description),
+            encoding="utf-8",
         )
     return target
 

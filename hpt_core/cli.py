@@ -188,9 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "strip_newsgroup_headers": args.strip_newsgroup_headers,
         "command": "python -m hpt_core " + " ".join(shlex.quote(str(a)) for a in args.argv),
     }
-    model.save_pretrained(
-        out, metrics=metrics, train_config=provenance, overwrite=args.overwrite, fp16=args.fp16_weights
-    )
+    model.save_pretrained(out, metrics=metrics, train_config=provenance, overwrite=args.overwrite, weights=args.weights)
     _note(f"Saved the best checkpoint (step {result.best_step}) to {out}; per-label figures are in metrics.json.")
     _print_json({k: _without_per_label(v) for k, v in metrics.items()})
     return 0
@@ -364,7 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=_seed, default=0, help="seed of the train/dev/test split")
     p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16 (half the size)")
+    p.add_argument(
+        "--weights",
+        choices=("float32", "float16", "mixed"),
+        default="float32",
+        help="storage precision: float32 (default), float16 (half the size), mixed (fp16 word embeddings only)",
+    )
     p.add_argument("--strip-newsgroup-headers", action="store_true", help=STRIP_HELP)
     p.set_defaults(func=cmd_train)
 

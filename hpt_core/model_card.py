@@ -15,9 +15,13 @@ def _pct(value: Any) -> str:
 
 
 def render_model_card(
-    model: HPTModel, metrics: dict[str, Any] | None = None, train_config: dict[str, Any] | None = None
+    model: HPTModel,
+    metrics: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    description: str | None = None,
 ) -> str:
-    """Markdown describing data, variant, metrics and how to load the checkpoint."""
+    """Markdown describing data, variant, metrics and how to load the checkpoint (``description``: a paragraph on
+    what the model is for and its limits)."""
     cfg = model.config
     h = model.hierarchy
     lines = [
@@ -30,6 +34,7 @@ def render_model_card(
         "Hierarchical text classifier trained with HPT Studio, an implementation of *HPT: Hierarchy-aware Prompt "
         "Tuning for Hierarchical Text Classification* (Wang et al., EMNLP 2022).",
         "",
+        *([description, ""] if description else []),
         "## Model",
         f"- Variant: `{cfg.variant_name}` (template `{cfg.template}`, loss `{cfg.loss}`, MLM `{cfg.mlm}`, "
         f"constraint `{cfg.constraint}`, injection `{cfg.injection}`, connection `{cfg.connection}`, "
@@ -40,7 +45,9 @@ def render_model_card(
     ]
     if train_config:
         lines += ["## Training", ""]
-        lines += [f"- `{k}`: `{v}`" for k, v in train_config.items()]
+        if train_config.get("command"):
+            lines += ["Reproduce (from the repository root):", "", "```bash", str(train_config["command"]), "```", ""]
+        lines += [f"- `{k}`: `{v}`" for k, v in train_config.items() if k != "command"]
         lines.append("")
     if metrics:
         lines += ["## Evaluation", "", "| split | documents | micro-F1 | macro-F1 |", "|---|---|---|---|"]

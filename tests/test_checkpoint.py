@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from hpt_core.checkpoint import CHECKPOINT_FORMAT, read_metrics
-from hpt_core.errors import CheckpointError
+from hpt_core.errors import CheckpointError, ConfigError
 from hpt_core.model import HPTConfig, HPTModel
 
 # Everything a checkpoint may contain: JSON, safetensors, the tokenizer's text files and the model card.
@@ -74,22 +75,37 @@ def test_round_trip_gives_identical_scores(make_model, wos_hierarchy, wos_docs, 
     assert loaded.backbone.get_output_embeddings().weight is loaded.word_embeddings.weight
 
 
-def test_fp16_weights_load_in_fp32_and_leave_the_model_alone(make_model, wos_hierarchy, wos_docs, tmp_path: Path):
+@pytest.mark.parametrize("weights", ["float16", "mixed"])
+def test_half_precision_weights_load_in_fp32_and_leave_the_model_alone(
+    make_model, wos_hierarchy, wos_docs, tmp_path: Path, weights: str
+):
     model = make_model(HPTConfig(max_length=128), wos_hierarchy, seed=3)
     texts = [text for text, _ in wos_docs[:4]]
     before = scores_of(model, texts)
     full = model.save_pretrained(tmp_path / "fp32")
-    half = model.save_pretrained(tmp_path / "fp16", fp16=True)
+    half = model.save_pretrained(tmp_path / weights, weights=weights)
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the saved model is not converted
     assert torch.equal(scores_of(model, texts), before)
-    assert json.loads((half / "config.json").read_text())["weights_dtype"] == "float16"
-    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    assert json.loads((half / "config.json").read_text())["weights_dtype"] == weights
+    assert (half / "model.safetensors").stat().st_size < 0.9 * (full / "model.safetensors").stat().st_size
+    with safe_open(str(half / "model.safetensors"), "pt") as f:
+        dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    assert dtypes["backbone.bert.embeddings.word_embeddings.weight"] == "F16"
+    assert dtypes["backbone.bert.encoder.layer.0.attention.self.query.weight"] == (
+        "F16" if weights == "float16" else "F32"
+    )
     loaded = HPTModel.from_pretrained(half)
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert loaded.backbone.get_output_embeddings().weight is loaded.word_embeddings.weight
     after = scores_of(loaded, texts)
-    assert not torch.equal(after, before)  # rounded to fp16 ...
+    assert not torch.equal(after, before)  # rounded ...
     assert torch.allclose(after, before, atol=1e-2)  # ... but close (the shipped checkpoints are checked to 1e-3)
+
+
+def test_unknown_weight_precision_is_refused(make_model, tmp_path: Path):
+    with pytest.raises(ConfigError, match="weights must be one of"):
+        make_model().save_pretrained(tmp_path / "x", weights="int8")
+    assert not (tmp_path / "x").exists()
 
 
 def test_random_edges_come_from_the_file(make_model, tiny_tree, tmp_path: Path):

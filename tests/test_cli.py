@@ -269,7 +269,7 @@ def test_train_newsgroups_stripped_fp16_and_evaluate_one_split(capsys, shared_di
     taxonomy = source.with_name("20ng.taxonomy")
     out_dir = tmp_path / "news-ckpt"
     argv = ["train", "--data", data, "--hierarchy", taxonomy, "--out", out_dir, "--backbone", tiny_backbone_dir]
-    argv += ["--max-steps", 2, "--batch-size", 8, "--max-length", 64, "--strip-newsgroup-headers", "--fp16-weights"]
+    argv += ["--max-steps", 2, "--batch-size", 8, "--max-length", 64, "--strip-newsgroup-headers", "--weights", "mixed"]
     code, out, err = call(capsys, argv)
     assert code == 0, err
     n_test = sum(r["split"] == "test" for r in picked)
@@ -278,9 +278,9 @@ def test_train_newsgroups_stripped_fp16_and_evaluate_one_split(capsys, shared_di
     assert provenance["strip_newsgroup_headers"] is True
     assert (
         provenance["command"].startswith("python -m hpt_core train --data ")
-        and "--fp16-weights" in provenance["command"]
+        and "--weights mixed" in provenance["command"]
     )
-    assert json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["weights_dtype"] == "float16"
+    assert json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["weights_dtype"] == "mixed"
     assert all(p.dtype == torch.float32 for p in HPTModel.from_pretrained(out_dir).parameters())
     saved = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))["test"]
     evaluate = ["evaluate", "--model", out_dir, "--data", data, "--split", "test", "--strip-newsgroup-headers"]
