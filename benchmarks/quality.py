@@ -62,6 +62,7 @@ DATASETS = ("20ng-10pct", "wos-1k")
 TASK_MLM = "task-mlm"  # backbone label: ``task_adapt_from`` re-warmed on the dataset's own training texts
 # Preset fields that only choose which runs exist; changing them keeps earlier runs valid.
 JOB_FIELDS = {
+    "sentence_baselines",
     "seeds",
     "core_methods",
     "other_methods",
@@ -104,6 +105,8 @@ class Preset:
     task_adapt: tuple[str, ...] = ("wos-1k",)  # datasets where the raw backbone is also re-warmed on the train texts
     task_adapt_steps: int = 300  # masked-LM steps of that "adapt to my texts" re-warming (batch_size, max_length)
     task_adapt_from: str = "minilm-l6"  # the backbone that re-warming starts from
+    sentence_baselines: tuple[str, ...] = ("setfit",)  # seeded baselines on the sentence-embedding backbone
+    setfit_iterations: int = 1  # SetFit contrastive pairs per training text and class side (CPU budget)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,6 +196,10 @@ def jobs(preset: Preset) -> Iterator[tuple[str, str, str, int]]:
         for dataset in preset.task_adapt:
             for method in preset.core_methods:
                 yield dataset, method, TASK_MLM, seed
+    for seed in preset.seeds:
+        for dataset in preset.datasets:
+            for method in preset.sentence_baselines:
+                yield dataset, method, preset.embedding_backbone, seed
     for seed in preset.seeds:
         for dataset in preset.datasets:
             for method in preset.other_methods:
@@ -352,6 +359,51 @@ def run_classical(splits: Splits, method: str, backbone: str, preset: Preset, lo
     return record, predicted
 
 
+def run_setfit(splits: Splits, backbone: str, seed: int, preset: Preset, log: Callable[[str], None]):
+    """SetFit (contrastive fine-tuning of the sentence-embedding model, then logistic regression) over leaf labels;
+    needs ``pip install -r requirements-bench.txt``."""
+    try:
+        from datasets import Dataset as HFDataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+    except ImportError as e:
+        raise SystemExit(f"SetFit is not installed ({e}); run: pip install -r requirements-bench.txt") from e
+    from hpt_core.backbones import resolve_backbone
+
+    started = time.perf_counter()
+    leaves = _leaf_targets(splits.train)
+    train_data = HFDataset.from_dict({"text": [d.text for d in splits.train.documents], "label": leaves})
+    model = SetFitModel.from_pretrained(resolve_backbone(backbone))
+    args = TrainingArguments(
+        batch_size=preset.batch_size,
+        num_iterations=preset.setfit_iterations,
+        num_epochs=1,
+        seed=seed,
+        max_length=preset.max_length,
+        show_progress_bar=False,
+    )
+    Trainer(model=model, args=args, train_dataset=train_data).train()
+    seconds = time.perf_counter() - started
+    hierarchy = splits.train.hierarchy
+    counts = splits.train.label_counts()
+
+    def predict(dataset: Dataset) -> list[list[int]]:
+        labels = model.predict([d.text for d in dataset.documents], batch_size=64, as_numpy=True)
+        return _with_ancestors([int(x) for x in labels], dataset)
+
+    dev_report = evaluate_sets([d.labels for d in splits.dev.documents], predict(splits.dev), hierarchy, counts)
+    predicted = predict(splits.test)
+    report = evaluate_sets([d.labels for d in splits.test.documents], predicted, hierarchy, counts)
+    log(f"  dev macro-F1 {100 * dev_report.macro_f1:.2f} %")
+    record = _record(
+        report,
+        train_seconds=round(seconds, 1),
+        steps=0,
+        dev_macro_f1=dev_report.macro_f1,
+        dev_micro_f1=dev_report.micro_f1,
+    )
+    return record, predicted
+
+
 def task_adapted(
     splits: Splits, preset: Preset, log: Callable[[str], None], work: Path = WORK
 ) -> tuple[str, dict[str, Any]]:
@@ -431,9 +483,11 @@ def run_benchmark(
     results = load_results(path)
     stored = results.get("preset")
     current = json.loads(json.dumps(preset.to_dict()))
-    if stored is not None and any(stored.get(k) != v for k, v in current.items() if k not in JOB_FIELDS):
+    changed = [k for k, v in current.items() if k not in JOB_FIELDS and stored and k in stored and stored[k] != v]
+    if changed:
         raise SystemExit(
-            f"{path} was produced with other settings of preset {preset.name!r}; move it away to start afresh."
+            f"{path} was produced with other settings of preset {preset.name!r} ({', '.join(changed)}); move it away "
+            "to start afresh."
         )
     results["preset"] = preset.to_dict()
     predictions = load_predictions(pred_path)
@@ -460,7 +514,9 @@ def run_benchmark(
         predictions["gold"][name] = [d.labels for d in s.test.documents]
     for n, (dataset, method, backbone, seed) in enumerate(todo, 1):
         log(f"[{time.strftime('%H:%M:%S')}] run {n}/{len(todo)}: {dataset} {method} backbone={backbone} seed={seed}")
-        if method in NEURAL:
+        if method == "setfit":
+            record, predicted = run_setfit(splits[dataset], backbone, seed, preset, log)
+        elif method in NEURAL:
             source = backbone
             if backbone == TASK_MLM:
                 source, results.setdefault("task_adapt", {})[dataset] = task_adapted(splits[dataset], preset, log, work)

@@ -62,6 +62,7 @@ def tiny_preset(tiny_backbone_dir: Path) -> Preset:
         task_adapt_from=name,
         task_adapt_steps=2,
         seeds=(0,),
+        sentence_baselines=(),  # SetFit is an optional benchmark dependency (requirements-bench.txt)
         other_methods=("hard", "soft", "hpt-code"),
         ablations=("no-constraint", "bce"),
         max_length=48,

@@ -1,0 +1,70 @@
+"""The shipped demo checkpoints (``checkpoints/20ng-hpt``, ``checkpoints/20ng-finetune``): they load in fp32, classify
+the shipped example texts, and reproduce their recorded metrics on the first 200 messages of the 20NG test split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hpt_core.data import load_20newsgroups
+from hpt_core.metrics import evaluate_sets
+from hpt_core.predict import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("20ng-hpt", "20ng-finetune")
+SLICE = 200
+
+
+@pytest.fixture(scope="module")
+def news_test_slice(shared_dir: Path):
+    news = load_20newsgroups(shared_dir / "data" / "20newsgroups" / "20news-bydate.jsonl.gz", strip=True)
+    return [d for d in news.documents if d.split == "test"][:SLICE]
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def shipped(request) -> tuple[str, Path, Predictor]:
+    directory = ROOT / "checkpoints" / request.param
+    assert (directory / "model.safetensors").is_file(), (
+        f"{directory} is missing; run python -m benchmarks.demo_checkpoints"
+    )
+    return request.param, directory, Predictor.from_pretrained(directory, device="cpu")
+
+
+def test_checkpoint_is_small_documented_and_loads_in_fp32(shipped):
+    name, directory, predictor = shipped
+    assert (directory / "model.safetensors").stat().st_size < 70 * 2**20
+    assert all(p.dtype == torch.float32 for p in predictor.model.parameters())
+    card = (directory / "README.md").read_text(encoding="utf-8")
+    assert f"python -m benchmarks.demo_checkpoints --only {name}" in card and "## Evaluation" in card
+    metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["n_documents"] == 7532  # the whole standard test split
+    weights = metrics["weights"]
+    assert weights["max_abs_score_diff_vs_fp32"] <= weights["tolerance"] <= 1e-3
+    assert json.loads((directory / "config.json").read_text())["weights_dtype"] == weights["dtype"]
+    assert predictor.hierarchy.num_labels == 27
+
+
+def test_checkpoint_reproduces_its_metrics_on_the_test_slice(shipped, news_test_slice):
+    _, directory, predictor = shipped
+    recorded = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))["test_slice_200"]
+    scores = predictor.scores([d.text for d in news_test_slice])
+    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
+    report = evaluate_sets([d.labels for d in news_test_slice], predicted, predictor.hierarchy)
+    assert report.n_documents == recorded["n_documents"] == SLICE
+    assert report.micro_f1 == pytest.approx(recorded["micro_f1"], abs=0.005)
+    assert report.macro_f1 == pytest.approx(recorded["macro_f1"], abs=0.005)
+
+
+def test_checkpoint_classifies_the_example_texts(shipped):
+    name, _, predictor = shipped
+    examples = json.loads((ROOT / "assets" / "examples" / "20ng.json").read_text(encoding="utf-8"))
+    predictions = predictor.predict([e["text"] for e in examples])
+    assert len(predictions) == len(examples) == 21
+    top = [p.labels[0].path[0] if p.labels else None for p in predictions]
+    correct = sum(t == e["label"][0] for t, e in zip(top, examples, strict=True))
+    # Real, unpicked test messages: most, not all, get the right top-level group.
+    assert correct >= len(examples) // 2, (name, top)
