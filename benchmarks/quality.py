@@ -187,27 +187,18 @@ def jobs(preset: Preset) -> Iterator[tuple[str, str, str, int]]:
         for method in preset.classical:
             backbone = preset.embedding_backbone if method == "emb-lr" else "-"
             yield dataset, method, backbone, preset.data_seed
-    for seed in preset.seeds:
-        for dataset in preset.datasets:
-            for backbone in preset.backbones:
-                for method in preset.core_methods:
+    stages = [  # (datasets, (method, backbone) pairs), each stage seed by seed
+        (preset.datasets, [(m, b) for b in preset.backbones for m in preset.core_methods]),
+        (preset.task_adapt, [(m, TASK_MLM) for m in preset.core_methods]),
+        (preset.datasets, [(m, preset.embedding_backbone) for m in preset.sentence_baselines]),
+        (preset.datasets, [(m, primary) for m in preset.other_methods]),
+        (preset.ablation_datasets, [(m, primary) for m in preset.ablations]),
+    ]
+    for datasets, pairs in stages:
+        for seed in preset.seeds:
+            for dataset in datasets:
+                for method, backbone in pairs:
                     yield dataset, method, backbone, seed
-    for seed in preset.seeds:
-        for dataset in preset.task_adapt:
-            for method in preset.core_methods:
-                yield dataset, method, TASK_MLM, seed
-    for seed in preset.seeds:
-        for dataset in preset.datasets:
-            for method in preset.sentence_baselines:
-                yield dataset, method, preset.embedding_backbone, seed
-    for seed in preset.seeds:
-        for dataset in preset.datasets:
-            for method in preset.other_methods:
-                yield dataset, method, primary, seed
-    for seed in preset.seeds:
-        for dataset in preset.ablation_datasets:
-            for method in preset.ablations:
-                yield dataset, method, primary, seed
 
 
 def run_key(dataset: str, method: str, backbone: str, seed: int) -> str:

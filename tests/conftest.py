@@ -15,8 +15,10 @@ Fixtures (scope):
 - ``tiny_vocab`` / ``tiny_tokenizer`` (session): a word-level BERT vocabulary built from the WOS fixture texts, the
   label names of both trees and the hard-prompt words, plus ``[PAD] [UNK] [CLS] [SEP] [MASK]`` and a few ``##``
   pieces (so names such as "Parenting" split into wordpieces).
-- ``make_backbone``: factory ``make_backbone(seed=0, **config_overrides)`` → a fresh, seeded tiny
-  ``BertForMaskedLM`` (override e.g. ``hidden_size=256``).
+- ``tiny_bert`` (session) / ``make_backbone``: factory ``make_backbone(seed=0, **config_overrides)`` → a fresh,
+  seeded tiny ``BertForMaskedLM`` (override e.g. ``hidden_size=256``).
+- ``save_tiny_backbone`` (session): factory ``save_tiny_backbone(**config_overrides)`` → a directory holding a tiny
+  backbone and the fixture tokenizer, usable as ``--backbone DIR`` or ``HPTConfig(backbone=DIR)``.
 - ``make_model``: factory ``make_model(config=None, hierarchy=None, *, seed=0, backbone=None, **config_overrides)``
   → ``HPTModel`` on a tiny backbone. The same seed and config give bit-identical weights, so two calls can be diffed
   (ablation tests). Defaults: ``HPTConfig(max_length=128)`` and ``tiny_tree``.
@@ -159,8 +161,8 @@ def tiny_tokenizer(tiny_vocab: list[str], tmp_path_factory: pytest.TempPathFacto
     return tokenizer
 
 
-@pytest.fixture
-def make_backbone(tiny_vocab: list[str]) -> Callable[..., torch.nn.Module]:
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_vocab: list[str]) -> Callable[..., torch.nn.Module]:
     """Factory of fresh seeded tiny ``BertForMaskedLM`` models; keyword arguments override ``BertConfig`` fields."""
     from transformers import BertConfig, BertForMaskedLM
 
@@ -176,6 +178,25 @@ def make_backbone(tiny_vocab: list[str]) -> Callable[..., torch.nn.Module]:
         values.update(overrides)
         torch.manual_seed(seed)
         return BertForMaskedLM(BertConfig(**values))
+
+    return factory
+
+
+@pytest.fixture
+def make_backbone(tiny_bert: Callable[..., torch.nn.Module]) -> Callable[..., torch.nn.Module]:
+    """``tiny_bert`` for one test (kept as the name most tests use)."""
+    return tiny_bert
+
+
+@pytest.fixture(scope="session")
+def save_tiny_backbone(tiny_bert, tiny_tokenizer, tmp_path_factory) -> Callable[..., Path]:
+    """Factory: a tiny backbone and the fixture tokenizer saved as a local Hugging Face directory (``--backbone``)."""
+
+    def factory(**overrides) -> Path:
+        folder = tmp_path_factory.mktemp("tiny_backbone")
+        tiny_bert(**overrides).save_pretrained(folder)
+        tiny_tokenizer.save_pretrained(folder)
+        return folder
 
     return factory
 

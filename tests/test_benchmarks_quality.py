@@ -31,24 +31,9 @@ RUN_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def tiny_backbone_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+def tiny_backbone_dir(save_tiny_backbone) -> Path:
     """A 2-layer, 32-hidden BertForMaskedLM with the fixture tokenizer, saved as a Hugging Face directory."""
-    import torch
-    from transformers import BertConfig, BertForMaskedLM
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-    )
-    directory = tmp_path_factory.mktemp("tiny-backbone")
-    BertForMaskedLM(config).save_pretrained(directory)
-    tiny_tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_backbone()
 
 
 @pytest.fixture(scope="module")

@@ -113,23 +113,9 @@ def trained(wos_slice: Path, taxonomy: Path, workdir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_backbone_dir(tiny_vocab, tiny_tokenizer, tmp_path_factory) -> Path:
+def tiny_backbone_dir(save_tiny_backbone) -> Path:
     """A tiny BERT masked LM saved as a local backbone directory (64 positions), for cheap training runs."""
-    from transformers import BertConfig, BertForMaskedLM
-
-    folder = tmp_path_factory.mktemp("tiny_backbone")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tiny_vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertForMaskedLM(config).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_backbone(max_position_embeddings=64)
 
 
 # ------------------------------------------------------------------------------------------------ validate
