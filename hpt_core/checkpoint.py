@@ -109,6 +109,27 @@ def save_checkpoint(
     return target
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (setting it is process-wide and racy)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def _default_permissions(directory: Path) -> None:
+    """Give the staged directory and its files the usual umask-based modes (``mkdtemp`` makes them private)."""
+    umask = _current_umask()
+    os.chmod(directory, 0o777 & ~umask)
+    for path in directory.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextmanager
 def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging directory beside ``target``; on success it replaces ``target`` in one rename.
@@ -125,6 +146,7 @@ def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield staging
+        _default_permissions(staging)
         if target.exists():
             backup = target.with_name(f".{target.name}.old")
             if backup.exists():

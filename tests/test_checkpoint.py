@@ -102,6 +102,19 @@ def test_half_precision_weights_load_in_fp32_and_leave_the_model_alone(
     assert torch.allclose(after, before, atol=1e-2)  # ... but close (the shipped checkpoints are checked to 1e-3)
 
 
+def test_saved_files_get_the_usual_permissions(make_model, tmp_path: Path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        path = make_model().save_pretrained(tmp_path / "ckpt")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in path.iterdir()} == {0o644}
+
+
 def test_unknown_weight_precision_is_refused(make_model, tmp_path: Path):
     with pytest.raises(ConfigError, match="weights must be one of"):
         make_model().save_pretrained(tmp_path / "x", weights="int8")
