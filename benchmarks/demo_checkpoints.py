@@ -106,6 +106,7 @@ def build(
         "equivalent_cli": EQUIVALENT_CLI.format(name=name, variant=variant, **SETTINGS),
     }
     metrics: dict[str, Any] = {}
+    trials: dict[str, dict[str, float]] = {}
     for weights in WEIGHTS:
         model.save_pretrained(out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights)
         shipped = HPTModel.from_pretrained(out)
@@ -113,6 +114,7 @@ def build(
         diff = float(np.abs(check_scores - fp32_scores).max())
         flips = sum(a != b for a, b in zip(_predicted(check_scores), _predicted(fp32_scores), strict=True))
         log(f"  {weights} weights: max |score - fp32| {diff:.2e}, {flips} changed predictions")
+        trials[weights] = {"max_abs_score_diff_vs_fp32": diff, "changed_predictions_vs_fp32": flips}
         if diff <= FP16_TOLERANCE:
             break
     started = time.perf_counter()
@@ -130,6 +132,7 @@ def build(
             "changed_predictions_vs_fp32": flips,
             "checked_documents": len(check),
             "tolerance": FP16_TOLERANCE,
+            "trials": trials,
         },
         "training": {
             "steps": result.steps,

@@ -526,6 +526,37 @@ def run_benchmark(
     return results
 
 
+def _literal(raw: str) -> Any:
+    """A number, ``None`` (``null``/``None``) or else the string itself."""
+    if raw in ("None", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def preset_variant(preset: Preset, changes: list[str]) -> Preset:
+    """``preset`` with ``FIELD=VALUE`` changes (``epochs.DATASET=N`` for one dataset), under a name listing them."""
+    values: dict[str, Any] = {}
+    for change in changes:
+        key, sep, raw = change.partition("=")
+        field_name, _, sub = key.partition(".")
+        if not sep or field_name not in preset.to_dict() or field_name == "name":
+            valid = ", ".join(k for k in preset.to_dict() if k != "name")
+            raise SystemExit(f"--set {change!r}: expected FIELD=VALUE with FIELD one of {valid}.")
+        current = getattr(preset, field_name)
+        if sub:
+            values[field_name] = {**values.get(field_name, current), sub: _literal(raw)}
+        elif isinstance(current, tuple):
+            values[field_name] = tuple(_literal(x) for x in raw.split(",") if x)
+        else:
+            values[field_name] = _literal(raw)
+    return replace(preset, name=preset.name + "+" + "+".join(sorted(changes)), **values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
@@ -534,10 +565,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", action="append", choices=DATASETS, help="only these datasets")
     parser.add_argument("--method", action="append", help="only these methods")
     parser.add_argument("--backbone", help="replace the preset's backbones with this one (name or directory)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a variant of the preset for an investigation, e.g. --set lr=3e-4 --set epochs.wos-1k=12; its runs go "
+        "to their own results file (quality-<preset>+<changes>.json)",
+    )
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     if args.backbone:
         preset = replace(preset, name=f"{preset.name}-custom", backbones=(args.backbone,))
+    if args.set:
+        preset = preset_variant(preset, args.set)
 
     def only(dataset: str, method: str, backbone: str, seed: int) -> bool:
         return (not args.dataset or dataset in args.dataset) and (not args.method or method in args.method)

@@ -172,3 +172,15 @@ def test_paired_bootstrap_difference_matches_the_metrics(wos_hierarchy):
     assert out["macro"]["diff"] == pytest.approx(a.macro_f1 - b.macro_f1, abs=1e-6)
     assert 0 < out["micro"]["ci95"][0] < out["micro"]["diff"] < out["micro"]["ci95"][1]
     assert out["micro"]["p"] < 0.01
+
+
+def test_preset_variants_for_investigations_get_their_own_name():
+    from benchmarks.quality import preset_variant
+
+    variant = preset_variant(PRESETS["cpu"], ["lr=3e-4", "epochs.wos-1k=12", "seeds=0,1", "news_test=None"])
+    assert variant.name == "cpu+epochs.wos-1k=12+lr=3e-4+news_test=None+seeds=0,1"
+    assert (variant.lr, variant.epochs["wos-1k"], variant.epochs["20ng-10pct"]) == (3e-4, 12, 3)
+    assert (variant.seeds, variant.news_test) == ((0, 1), None)
+    assert PRESETS["cpu"].lr == 1e-4  # the preset itself is unchanged
+    with pytest.raises(SystemExit, match="FIELD one of"):
+        preset_variant(PRESETS["cpu"], ["learning_rate=1"])
