@@ -22,7 +22,9 @@ import gzip
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -364,7 +366,10 @@ def run_setfit(splits: Splits, backbone: str, seed: int, preset: Preset, log: Ca
     leaves = _leaf_targets(splits.train)
     train_data = HFDataset.from_dict({"text": [d.text for d in splits.train.documents], "label": leaves})
     model = SetFitModel.from_pretrained(resolve_backbone(backbone))
+    scratch = tempfile.mkdtemp(prefix="setfit-")  # SetFit's trainer writes checkpoints; never into the repository
     args = TrainingArguments(
+        output_dir=scratch,
+        save_strategy="no",
         batch_size=preset.batch_size,
         num_iterations=preset.setfit_iterations,
         num_epochs=1,
@@ -372,7 +377,10 @@ def run_setfit(splits: Splits, backbone: str, seed: int, preset: Preset, log: Ca
         max_length=preset.max_length,
         show_progress_bar=False,
     )
-    Trainer(model=model, args=args, train_dataset=train_data).train()
+    try:
+        Trainer(model=model, args=args, train_dataset=train_data).train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     seconds = time.perf_counter() - started
     hierarchy = splits.train.hierarchy
     counts = splits.train.label_counts()
