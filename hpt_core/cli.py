@@ -23,6 +23,9 @@ __all__ = ["main", "build_parser"]
 
 MAX_PROBLEMS_SHOWN = 20
 EXIT_USER_ERROR = 2
+BACKBONE_HELP = (
+    "hub name, local directory, 'minilm-l6-mlm' (default: the shipped re-warmed MiniLM) or 'minilm-l6' (raw MiniLM)"
+)
 STRIP_HELP = "remove e-mail headers, quoted replies and signatures from every text (newsgroup messages)"
 
 
@@ -346,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hierarchy", help="taxonomy file; default: the union of the label paths in the data")
     p.add_argument("--out", required=True, help="checkpoint directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
-    p.add_argument("--backbone", default="minilm-l6", help="hub name, local directory, or 'minilm-l6' (default)")
+    p.add_argument("--backbone", default="minilm-l6-mlm", help=BACKBONE_HELP)
     p.add_argument("--variant", default="hpt", choices=sorted(VARIANTS), help="model variant (default: hpt)")
     p.add_argument("--ablation", action="append", default=[], choices=sorted(ABLATIONS), help="HPT ablation")
     p.add_argument("--code-faithful", action="store_true", help="reproduce the official code's deviations")
@@ -375,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", required=True, help="data file or .txt (one text per line); repeatable")
     p.add_argument("--out", required=True, help="directory to write (a Hugging Face model directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
-    p.add_argument("--backbone", default="minilm-l6", help="hub name, local directory, or 'minilm-l6' (default)")
+    p.add_argument("--backbone", default="minilm-l6", help="backbone to re-warm (default: the raw 'minilm-l6')")
     p.add_argument("--max-steps", type=_positive_int, default=1000)
     p.add_argument("--epochs", type=_positive_int, default=100, help="upper bound; --max-steps usually ends first")
     p.add_argument("--batch-size", type=_positive_int, default=16)

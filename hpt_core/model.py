@@ -52,7 +52,7 @@ class HPTConfig:
     config is always explicit. Prefer ``HPTConfig.for_variant("hpt", ablations=[...])``.
     """
 
-    backbone: str = "minilm-l6"
+    backbone: str = "minilm-l6-mlm"  # the shipped re-warmed MiniLM (backbones.DEFAULT_BACKBONE)
     template: str = "hpt"  # hpt | soft | hard | none (plain fine-tune)
     constraint: bool | None = None  # one [PRED] per level (True) or one [PRED] for all labels
     injection: bool | None = None  # hierarchy injection through the graph network

@@ -1,8 +1,8 @@
 """Tests of the command line (``python -m hpt_core``): the JSON contracts end to end and exit 2 on user errors.
 
-The end-to-end flow trains the real default backbone (all-MiniLM-L6-v2, ``minilm-l6``) once for 3 steps on a
-200-document WOS slice (module-scoped fixture) and reuses that checkpoint for evaluate, predict and explain. Error
-cases run in-process through ``main([...])``; one subprocess proves that ``python -m hpt_core`` works.
+The end-to-end flow trains the real default backbone (the shipped re-warmed MiniLM, ``minilm-l6-mlm``) once for 3
+steps on a 200-document WOS slice (module-scoped fixture) and reuses that checkpoint for evaluate, predict and
+explain. Error cases run in-process through ``main([...])``; one subprocess proves that ``python -m hpt_core`` works.
 """
 
 from __future__ import annotations
@@ -225,6 +225,7 @@ def test_train_writes_checkpoint_and_prints_metrics(trained):
     assert provenance["max_steps"] == 3 and provenance["batch_size"] == 8 and provenance["variant"] == "hpt"
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["hpt_config"]["max_length"] == 64 and config["num_labels"] == 141
+    assert config["hpt_config"]["backbone"] == "minilm-l6-mlm"  # the default training backbone
     assert "step 3" in trained["err"]  # progress goes to stderr
 
 
