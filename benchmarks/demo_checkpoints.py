@@ -2,6 +2,7 @@
 
     python -m benchmarks.demo_checkpoints                 # both (about 20 minutes each on 2 CPU cores)
     python -m benchmarks.demo_checkpoints --only 20ng-hpt
+    python -m benchmarks.demo_checkpoints --baselines    # TF-IDF and sentence-embedding baselines on the same split
 
 Data: the standard 20 Newsgroups training split (headers, quoted replies and signatures stripped, as in the quality
 benchmark), 10 % of it carved out as dev (stratified, seed 0) for model selection; metrics on the whole standard test
@@ -30,6 +31,7 @@ from hpt_core.training import TrainConfig, score_documents, set_seed, train
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.gz"
 CHECKPOINTS = ROOT / "checkpoints"
+BASELINES = ROOT / "benchmarks" / "results" / "demo-baselines.json"
 FP16_TOLERANCE = 1e-3
 WEIGHTS = ("float16", "mixed", "float32")  # the smallest storage whose scores stay within FP16_TOLERANCE wins
 SLICE = 200
@@ -186,6 +188,24 @@ def build(
     return metrics
 
 
+def baselines(log: Any = print, out: Path = BASELINES) -> dict[str, Any]:
+    """TF-IDF + LR and frozen sentence embeddings + LR on the demo checkpoints' exact split (C chosen on its dev set),
+    so the app's models can be compared with what a practitioner would try first; writes ``out``."""
+    from benchmarks.quality import PRESETS, Splits, run_classical
+
+    news = load_20newsgroups(NEWS, strip=True)
+    train_set, dev_set, test_set = split_dataset(news, 0.1, 0.0, seed=0)
+    splits = Splits("20ng-full", train_set, dev_set, test_set, "the demo checkpoints' split")
+    results: dict[str, Any] = {}
+    for method, backbone in (("tfidf-lr", "-"), ("emb-lr", "minilm-l6")):
+        record, _ = run_classical(splits, method, backbone, PRESETS["cpu"], log)
+        results[method] = {k: record[k] for k in ("micro_f1", "macro_f1", "per_depth", "train_seconds", "best_c")}
+        log(f"{method}: test micro-F1 {100 * record['micro_f1']:.2f} %, macro-F1 {100 * record['macro_f1']:.2f} %")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo_checkpoints", description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", choices=sorted(MODELS), help="build only this checkpoint")
@@ -193,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="quick check: stop after N steps")
     parser.add_argument("--test-limit", type=int, default=None, help="quick check: first N dev/test messages")
     parser.add_argument("--refresh", action="store_true", help="only recompute the test slice and model card")
+    parser.add_argument("--baselines", action="store_true", help="only the classical baselines on the same split")
     args = parser.parse_args(argv)
+    if args.baselines:
+        baselines(lambda m: print(m, file=sys.stderr, flush=True))
+        return 0
     for name in args.only or list(MODELS):
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         if args.refresh:

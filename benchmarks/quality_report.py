@@ -346,6 +346,8 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         ]
         out.append(_table(["Dataset", "From", "MLM steps", "Seconds", "Masked top-1 before", "after"], rows))
         out.append("")
+    if "+" in preset["name"]:  # an investigation variant: its tables only
+        return "\n".join(out).rstrip() + "\n" + "".join(f"\n![{t}](figures/{n})" for t, n in figures.items()) + "\n"
     out.append("### For reference: the paper's Table 1 (not reproducible here)\n")
     out.append(
         "Test micro / macro F1 (%) reported by Wang et al. (2022) with bert-base-uncased on the *full* WOS (46,985 "
@@ -371,7 +373,7 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
     preset = results["preset"]
     groups = group_runs(results["runs"])
     datasets = [d for d in results.get("splits", {}) if any(k[0] == d for k in groups)]
-    if not datasets or not results["runs"]:
+    if not datasets or not results["runs"] or "+" in preset["name"]:  # no figures for investigation variants
         return {}
     directory.mkdir(parents=True, exist_ok=True)
     name = preset["name"]
