@@ -407,16 +407,20 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
         ax.legend(loc="lower right")
     fig.tight_layout()
     file = f"quality-{name}-methods.png"
-    fig.savefig(directory / file, dpi=110)
+    fig.savefig(directory / file, dpi=110, bbox_inches="tight")
     plt.close(fig)
     written["Test F1 of every method (mean ± std over seeds)"] = file
 
-    # 2. per depth and 3. by frequency bucket, for the methods of the main table
+    # 2. per depth and 3. by frequency bucket, for the methods of the main table; one colour per method everywhere
+    rows_seen = list(dict.fromkeys(row for dataset in datasets for row in _order(preset, dataset, groups)))
+    palette = plt.get_cmap("tab20").colors
+    colors = {row: palette[k % len(palette)] for k, row in enumerate(rows_seen)}
     for key, title, file_part in (
         ("per_depth", "Macro-F1 per depth", "depth"),
-        ("per_bucket", "Macro-F1 by label-frequency bucket (rarest first)", "buckets"),
+        ("per_bucket", "Macro-F1 by label-frequency bucket (most frequent labels first)", "buckets"),
     ):
         fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+        handles: dict[str, Any] = {}
         for ax, dataset in zip(axes[0], datasets, strict=True):
             for row in _order(preset, dataset, groups):
                 runs = groups[(dataset, *row)]
@@ -429,21 +433,23 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
                 if not xs:
                     continue
                 stats = [mean_std(v) for v in values]
-                ax.errorbar(
+                label = label_of(*row).replace("\n", " ")
+                handles[label] = ax.errorbar(
                     range(len(xs)),
                     [100 * m for m, _ in stats],
                     yerr=[100 * s for _, s in stats],
                     marker="o",
                     capsize=2,
-                    label=label_of(*row).replace("\n", " "),
+                    color=colors[row],
+                    label=label,
                 )
                 ax.set_xticks(range(len(xs)), [f"depth {x}" if key == "per_depth" else f"bucket {x}" for x in xs])
             ax.set_ylabel("test macro-F1 (%)")
             ax.set_title(DATASET_NAMES.get(dataset, dataset))
-        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.tight_layout()
         file = f"quality-{name}-{file_part}.png"
-        fig.savefig(directory / file, dpi=110)
+        fig.savefig(directory / file, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written[title] = file
 
@@ -476,7 +482,7 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
             ax.legend()
         fig.tight_layout()
         file = f"quality-{name}-backbones.png"
-        fig.savefig(directory / file, dpi=110)
+        fig.savefig(directory / file, dpi=110, bbox_inches="tight")
         plt.close(fig)
         written["HPT and fine-tune on each backbone (macro-F1)"] = file
     return written
