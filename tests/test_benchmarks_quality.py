@@ -184,3 +184,15 @@ def test_preset_variants_for_investigations_get_their_own_name():
     assert PRESETS["cpu"].lr == 1e-4  # the preset itself is unchanged
     with pytest.raises(SystemExit, match="FIELD one of"):
         preset_variant(PRESETS["cpu"], ["learning_rate=1"])
+
+
+def test_randomisation_test_separates_a_real_difference_from_none(wos_hierarchy):
+    rng = np.random.default_rng(1)
+    leaves = [i for i in range(wos_hierarchy.num_labels) if wos_hierarchy.is_leaf(i)]
+    gold = [wos_hierarchy.closure([int(rng.choice(leaves))]) for _ in range(200)]
+    noisy = [g if rng.random() < 0.5 else [] for g in gold]
+    other = [g if rng.random() < 0.5 else [] for g in gold]  # the same quality, other documents right
+    real = paired_bootstrap(gold, [gold], [noisy], wos_hierarchy.num_labels, samples=300)
+    none = paired_bootstrap(gold, [other], [noisy], wos_hierarchy.num_labels, samples=300)
+    assert real["macro"]["p_randomisation"] < 0.01 and real["micro"]["p_randomisation"] < 0.01
+    assert none["micro"]["p_randomisation"] > 0.05
