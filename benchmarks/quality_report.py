@@ -46,6 +46,14 @@ BACKBONE_NAMES = {
 }
 DATASET_NAMES = {"20ng-10pct": "20 Newsgroups, 10 % train", "wos-1k": "WOS-1k"}
 
+
+def dataset_name(dataset: str, preset: dict[str, Any]) -> str:
+    """Display name; the 20NG key keeps its name in every preset, the training fraction comes from the preset."""
+    if dataset == "20ng-10pct":
+        return f"20 Newsgroups, {100 * preset.get('news_fraction', 0.1):g} % train"
+    return DATASET_NAMES.get(dataset, dataset)
+
+
 # The paper's Table 1 (test micro / macro F1, %), bert-base on the full datasets: reference only.
 PAPER_TABLE_1 = [
     ("BERT (vanilla fine-tune)", "85.63 / 79.07", "85.65 / 67.02", "78.24 / 66.08"),
@@ -254,7 +262,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         rows = _method_rows(groups, dataset, _order(preset, dataset, groups))
         if not rows:
             continue
-        out.append(f"### {DATASET_NAMES.get(dataset, dataset)}\n")
+        out.append(f"### {dataset_name(dataset, preset)}\n")
         out.append(
             f"{info['note']}. Train/dev/test documents: {info['train']}/{info['dev']}/{info['test']}; "
             f"{info['labels']} labels on {info['levels']} levels.\n"
@@ -278,7 +286,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
                 t_p = row[f"{metric}_t_p"]
                 rows.append(
                     [
-                        DATASET_NAMES.get(row["dataset"], row["dataset"]),
+                        dataset_name(row["dataset"], preset),
                         BACKBONE_NAMES.get(row["backbone"], row["backbone"]),
                         f"{metric}-F1",
                         ", ".join(_pct_signed(d) for d in row[f"{metric}_per_seed"]),
@@ -311,7 +319,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         if len(rows) > 1:
             ablation_rows.append((dataset, rows))
     for dataset, rows in ablation_rows:
-        out.append(f"### Ablations on {DATASET_NAMES.get(dataset, dataset)} (test)\n")
+        out.append(f"### Ablations on {dataset_name(dataset, preset)} (test)\n")
         out.append(_table(["Variant", "Backbone", "Micro-F1", "Macro-F1", "Seeds", "Train s"], rows))
         out.append("")
     depth_rows = []
@@ -328,7 +336,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
             label = METHOD_NAMES.get(method, method) + (
                 "" if backbone in ("-", primary) else f" ({BACKBONE_NAMES.get(backbone, backbone)})"
             )
-            depth_rows.append([DATASET_NAMES.get(dataset, dataset), label] + cells + [""] * (2 - len(cells)))
+            depth_rows.append([dataset_name(dataset, preset), label] + cells + [""] * (2 - len(cells)))
     if depth_rows:
         out.append("### Per depth (micro / macro F1)\n")
         out.append(_table(["Dataset", "Method", "Depth 0", "Depth 1"], [r[:4] for r in depth_rows]))
@@ -348,7 +356,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
             bucket_rows.append([label] + cells)
             ranges = [f"{b['min_count']}–{b['max_count']}" for b in runs[0]["per_bucket"]]
         if bucket_rows:
-            out.append(f"### {DATASET_NAMES.get(dataset, dataset)}: macro-F1 by label frequency\n")
+            out.append(f"### {dataset_name(dataset, preset)}: macro-F1 by label frequency\n")
             out.append(
                 "Labels ranked by training-document count (most frequent first) and cut into 5 near-equal "
                 "buckets (the paper's Fig. 3b); the header gives each bucket's training counts.\n"
@@ -365,7 +373,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         out.append("### Re-warming on the task's own training texts\n")
         rows = [
             [
-                DATASET_NAMES.get(d, d),
+                dataset_name(d, preset),
                 s.get("from", ""),
                 str(s["steps"]),
                 f"{s['seconds']:.0f}",
@@ -433,7 +441,7 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
         ax.set_yticks(y, [label_of(*row) for row in rows], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("test F1 (%)")
-        ax.set_title(DATASET_NAMES.get(dataset, dataset))
+        ax.set_title(dataset_name(dataset, preset))
         ax.legend(loc="lower right")
     fig.tight_layout()
     file = f"quality-{name}-methods.png"
@@ -475,7 +483,7 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
                 )
                 ax.set_xticks(range(len(xs)), [f"depth {x}" if key == "per_depth" else f"bucket {x}" for x in xs])
             ax.set_ylabel("test macro-F1 (%)")
-            ax.set_title(DATASET_NAMES.get(dataset, dataset))
+            ax.set_title(dataset_name(dataset, preset))
         fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.tight_layout()
         file = f"quality-{name}-{file_part}.png"
@@ -508,7 +516,7 @@ def make_figures(results: dict[str, Any], directory: Path) -> dict[str, str]:
                 fontsize=8,
             )
             ax.set_ylabel("test macro-F1 (%)")
-            ax.set_title(DATASET_NAMES.get(dataset, dataset))
+            ax.set_title(dataset_name(dataset, preset))
             ax.legend()
         fig.tight_layout()
         file = f"quality-{name}-backbones.png"
