@@ -7,6 +7,8 @@
 - ``examples/20ng.json``: three test-split 20 Newsgroups messages per top-level label (headers, quotes and
   signatures stripped), for the default ``20ng-hpt`` model; ``examples/wos.json``: two WOS test-split abstracts per
   domain. Picked by a seeded draw among messages of readable length, never by how a model scores them.
+- ``eval/20ng-test-slice.jsonl``: the 200 test messages of the demo checkpoints' ``test_slice_200`` metrics (every
+  37th message of the standard test split, stripped), which the app's Evaluate tab scores to list mistakes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.demo_checkpoints import evaluation_slice  # noqa: E402
 from hpt_core.data import Dataset, load_20newsgroups, load_dataset, split_dataset  # noqa: E402
+from hpt_core.finetune import to_jsonl  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 ASSETS = ROOT / "assets"
@@ -72,6 +76,15 @@ def main() -> None:
         rows = _examples(data, per_top, seed=0, min_words=25, max_words=140)
         (examples / f"{name}.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{name}: {len(rows)} examples")
+
+    # The Evaluate tab's documents for the demo checkpoints: the test slice their metrics.json scores
+    # (test_slice_200), minus messages that are empty once headers, quotes and signatures are gone.
+    evaluation = ASSETS / "eval"
+    evaluation.mkdir(parents=True, exist_ok=True)
+    picked = evaluation_slice(news_test.documents)
+    kept = news_test.subset([d for d in picked if d.text.strip()])
+    (evaluation / "20ng-test-slice.jsonl").write_text(to_jsonl(kept), encoding="utf-8")
+    print(f"eval: {len(kept)} of {len(picked)} slice messages (the others are empty after stripping)")
 
 
 if __name__ == "__main__":

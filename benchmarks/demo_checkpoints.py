@@ -178,6 +178,7 @@ def build(
             "train_documents": len(train_set),
             "dev_documents": len(dev_set),
             "test_documents": len(test_set),
+            "label_counts": {news.hierarchy.path_string(i): c for i, c in enumerate(counts)},
             "history": result.history,
         },
     }

@@ -47,6 +47,9 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "hierarchy.json")
 WEIGHT_PRECISIONS = ("float32", "float16", "mixed")  # storage precision of model.safetensors
 
 
+_RESERVED = {"config.json", "hierarchy.json", "model.safetensors", "metrics.json", "train_config.json", "README.md"}
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -60,8 +63,11 @@ def save_checkpoint(
     overwrite: bool = False,
     weights: str = "float32",
     description: str | None = None,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Save ``model`` to ``directory`` atomically; refuse to replace a non-empty directory unless ``overwrite``.
+
+    ``extra_files`` (plain file name → text) are written into the same directory, inside the same atomic save.
 
     ``weights`` is the storage precision: ``float32``; ``float16`` (every floating-point tensor, half the size); or
     ``mixed`` (only the word embeddings, tied to the MLM decoder, in fp16: they are half of a small backbone and
@@ -102,6 +108,10 @@ def save_checkpoint(
             _write_json(staging / "metrics.json", metrics)
         if train_config is not None:
             _write_json(staging / "train_config.json", train_config)
+        for file_name, text in (extra_files or {}).items():
+            if Path(file_name).name != file_name or file_name.startswith(".") or file_name in _RESERVED:
+                raise ConfigError(f"extra file name {file_name!r} must be a plain, non-reserved file name.")
+            (staging / file_name).write_text(text, encoding="utf-8")
         (staging / "README.md").write_text(
             card or render_model_card(model, metrics=metrics, train_config=train_config, description=description),
             encoding="utf-8",

@@ -90,38 +90,26 @@ def _strip(args: argparse.Namespace, dataset: Any) -> Any:
     return dataset
 
 
-def _load_splits(args: argparse.Namespace) -> tuple[Any, Any, Any, str]:
-    """Train/dev/test datasets on one hierarchy, and a sentence saying where the splits came from."""
-    from hpt_core.data import load_dataset, read_records, split_dataset
-    from hpt_core.hierarchy import LabelHierarchy
+def _load_splits(args: argparse.Namespace) -> Any:
+    """Train/dev/test sets on one hierarchy (``hpt_core.finetune.Splits``)."""
+    from hpt_core.finetune import prepare_splits
 
-    files = [f for f in (args.data, args.dev, args.test) if f]
-    if args.hierarchy:
-        hierarchy = LabelHierarchy.from_taxonomy(args.hierarchy)
-    else:
-        hierarchy = LabelHierarchy.from_paths(p for f in files for r in read_records(f) for p in r.paths)
-    full = _strip(args, load_dataset(args.data, hierarchy=hierarchy))
-    dev_fraction = 0.0 if args.dev else 0.1
-    test_fraction = 0.0 if args.test else 0.1
-    train_set, dev_set, test_set = split_dataset(full, dev_fraction, test_fraction, seed=args.split_seed)
-    origin = f"seeded split of {args.data} (seed {args.split_seed})"
-    if args.dev:
-        dev_set = _strip(args, load_dataset(args.dev, hierarchy=hierarchy))
-    if args.test:
-        test_set = _strip(args, load_dataset(args.test, hierarchy=hierarchy))
-    if args.dev and args.test:
-        origin = "given dev and test files"
-    if len(train_set) == 0:
-        raise UserError(f"{args.data}: no training documents after splitting; give more data or a --dev/--test file.")
-    return train_set, dev_set, test_set, origin
+    return prepare_splits(
+        args.data,
+        hierarchy_file=args.hierarchy,
+        dev=args.dev,
+        test=args.test,
+        split_seed=args.split_seed,
+        strip_newsgroup_headers=getattr(args, "strip_newsgroup_headers", False),
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from hpt_core.data import low_resource
-    from hpt_core.model import HPTConfig, HPTModel
-    from hpt_core.training import TrainConfig, evaluate_model, train
+    from hpt_core.finetune import finetune
+    from hpt_core.model import HPTConfig
+    from hpt_core.training import TrainConfig
 
     out = _output_directory(args)
     overrides: dict[str, Any] = {"backbone": args.backbone}
@@ -139,18 +127,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         grad_clip=args.grad_clip,
     )
-    train_set, dev_set, test_set, origin = _load_splits(args)
-    if args.low_resource is not None:
-        train_set = low_resource(train_set, args.low_resource, seed=args.seed)
-    _note(
-        f"Data: {len(train_set)} train / {len(dev_set)} dev / {len(test_set)} test documents ({origin}); "
-        f"{train_set.hierarchy.num_labels} labels in {train_set.hierarchy.num_levels} levels."
-    )
-    model = HPTModel.from_backbone(model_config, train_set.hierarchy)
-    _note(f"Model: {model_config.variant_name} on {model_config.backbone} (hidden size {model.hidden_size}).")
-    bar = tqdm(total=None, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+    splits = _load_splits(args)
+    _note(f"Data: {splits.summary()}")
+    _note(f"Model: {model_config.variant_name} on {model_config.backbone}.")
+    bars: list[Any] = []  # created at the first step, so set-up errors print alone
 
     def progress(event: Any) -> None:
+        if not bars:
+            bars.append(tqdm(total=event.total_steps, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True))
+        bar = bars[0]
         if bar.total != event.total_steps:
             bar.total = event.total_steps
         if event.phase == "train":
@@ -159,41 +144,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             bar.write(f"step {event.step} (epoch {event.epoch}): {event.message}", file=sys.stderr)
 
-    result = train(model, train_set, dev_set if len(dev_set) else None, train_config, callback=progress)
-    bar.close()
-    counts = train_set.label_counts()
-    metrics: dict[str, Any] = {}
-    if len(dev_set):
-        metrics["dev"] = evaluate_model(model, dev_set, train_config.eval_batch_size, counts).to_dict()
-    if len(test_set):
-        metrics["test"] = evaluate_model(model, test_set, train_config.eval_batch_size, counts).to_dict()
-    metrics["training"] = {
-        "steps": result.steps,
-        "best_step": result.best_step,
-        "epochs_run": round(result.epochs_run, 3),
-        "seconds": round(result.seconds, 1),
-        "stopped_early": result.stopped_early,
-        "device": result.device,
-        "train_documents": len(train_set),
-        "dev_documents": len(dev_set),
-        "test_documents": len(test_set),
-        "splits": origin,
-        "history": result.history,
-    }
-    provenance = train_config.to_dict() | {
+    provenance = {
         "data": str(args.data),
         "dev": args.dev,
         "test": args.test,
         "hierarchy": args.hierarchy,
         "split_seed": args.split_seed,
         "low_resource": args.low_resource,
-        "variant": model_config.variant_name,
         "strip_newsgroup_headers": args.strip_newsgroup_headers,
         "command": "python -m hpt_core " + " ".join(shlex.quote(str(a)) for a in args.argv),
     }
-    model.save_pretrained(out, metrics=metrics, train_config=provenance, overwrite=args.overwrite, weights=args.weights)
-    _note(f"Saved the best checkpoint (step {result.best_step}) to {out}; per-label figures are in metrics.json.")
-    _print_json({k: _without_per_label(v) for k, v in metrics.items()})
+    result = finetune(
+        splits,
+        model_config,
+        train_config,
+        out,
+        provenance=provenance,
+        callback=progress,
+        weights=args.weights,
+        overwrite=args.overwrite,
+        low_resource_fraction=args.low_resource,
+    )
+    for bar in bars:
+        bar.close()
+    _note(f"Saved the best checkpoint (step {result.run.best_step}) to {out}; per-label figures are in metrics.json.")
+    _print_json({k: _without_per_label(v) for k, v in result.metrics.items()})
     return 0
 
 
@@ -264,7 +239,7 @@ def _output_directory(args: argparse.Namespace) -> Path:
 
 
 def _without_per_label(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k != "per_label"}
+    return {k: v for k, v in report.items() if k not in ("per_label", "label_counts")}
 
 
 def _load_model(directory: str) -> Any:

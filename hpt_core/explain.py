@@ -17,7 +17,15 @@ import torch.nn.functional as F
 from hpt_core.errors import ConfigError
 from hpt_core.model import HPTModel
 
-__all__ = ["LabelWords", "nearest_words", "label_word_map", "label_word_matrix"]
+__all__ = [
+    "LabelWords",
+    "WordMap",
+    "nearest_words",
+    "label_word_map",
+    "label_word_matrix",
+    "initial_label_words",
+    "word_map",
+]
 
 
 @dataclass
@@ -50,6 +58,17 @@ def label_word_matrix(model: HPTModel) -> torch.Tensor:
     raise ConfigError("This model is a plain fine-tune classifier: it has no label words to explain.")
 
 
+def initial_label_words(model: HPTModel) -> torch.Tensor:
+    """The label words ``(C, d)`` before training: the mean word embedding of each label's (short) name, as the
+    verbalizer initialises them, computed with the model's current word embeddings."""
+    from hpt_core.verbalizer import label_name_embeddings
+
+    h = model.hierarchy
+    names = [h.short_name(i) for i in range(h.num_labels)]
+    words = model.word_embeddings.weight.detach().float().cpu()
+    return label_name_embeddings(model.tokenizer, words, names, bool(model.config.label_init_special_tokens))
+
+
 _PUNCT = re.compile(r"^[\W_]+$")
 
 
@@ -73,14 +92,22 @@ def _vocabulary_mask(model: HPTModel, whole_words: bool) -> torch.Tensor:
 
 @torch.inference_mode()
 def nearest_words(
-    model: HPTModel, top_k: int = 8, whole_words: bool = True, labels: list[int] | None = None
+    model: HPTModel,
+    top_k: int = 8,
+    whole_words: bool = True,
+    labels: list[int] | None = None,
+    initial: bool = False,
 ) -> list[LabelWords]:
-    """For each label (or those in ``labels``), its ``top_k`` nearest vocabulary words by cosine similarity."""
+    """For each label (or those in ``labels``), its ``top_k`` nearest vocabulary words by cosine similarity.
+
+    ``initial=True`` explains the label words as they were before training (``initial_label_words``).
+    """
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1, got {top_k}.")
     h = model.hierarchy
     ids = list(range(h.num_labels)) if labels is None else labels
-    vectors = F.normalize(label_word_matrix(model)[ids], dim=-1)  # (n, d)
+    matrix = initial_label_words(model) if initial else label_word_matrix(model)
+    vectors = F.normalize(matrix[ids], dim=-1)  # (n, d)
     vocab = F.normalize(model.word_embeddings.weight.detach().float().cpu(), dim=-1)  # (V, d)
     keep = _vocabulary_mask(model, whole_words)
     sims = vectors @ vocab.t()  # (n, V)
@@ -96,7 +123,34 @@ def nearest_words(
 
 def label_word_map(model: HPTModel, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-D UMAP coordinates ``(C, 2)`` of the label words (cosine metric); PCA when there are fewer than 5 labels."""
-    vectors = label_word_matrix(model).numpy()
+    return _project(label_word_matrix(model).numpy(), seed, n_neighbors)
+
+
+@dataclass
+class WordMap:
+    """A 2-D map of the label words and of their nearest vocabulary words, fitted together."""
+
+    label_coords: np.ndarray  # (C, 2)
+    words: list[LabelWords]  # nearest words of every label, in label-id order
+    word_coords: list[np.ndarray]  # per label, (k, 2) coordinates of its nearest words
+
+
+def word_map(model: HPTModel, top_k: int = 8, seed: int = 0, n_neighbors: int = 15) -> WordMap:
+    """UMAP (cosine) of the label words together with each one's ``top_k`` nearest vocabulary words, so that the
+    words around a label on the map are the words it is closest to. PCA when there are fewer than 5 points."""
+    words = nearest_words(model, top_k=top_k)
+    vocab = model.word_embeddings.weight.detach().float().cpu()
+    token_ids = [model.tokenizer.convert_tokens_to_ids([w for w, _ in lw.words]) for lw in words]
+    unique = sorted({i for ids in token_ids for i in ids})
+    vectors = torch.cat([label_word_matrix(model), vocab[unique]]).numpy()
+    coords = _project(vectors, seed, n_neighbors)
+    c = model.hierarchy.num_labels
+    row_of = {token: c + k for k, token in enumerate(unique)}
+    return WordMap(coords[:c], words, [coords[[row_of[i] for i in ids]] for ids in token_ids])
+
+
+def _project(vectors: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
+    """2-D coordinates ``(N, 2)``: UMAP with the cosine metric, PCA below 5 points."""
     if len(vectors) < 5:
         centred = vectors - vectors.mean(0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)

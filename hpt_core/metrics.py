@@ -23,7 +23,9 @@ from sklearn.metrics import precision_recall_fscore_support
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 
-__all__ = ["EvalReport", "evaluate_sets", "frequency_buckets", "multi_hot"]
+__all__ = ["EvalReport", "evaluate_sets", "frequency_buckets", "multi_hot", "top_level_confusion", "NO_LABEL"]
+
+NO_LABEL = "(none)"  # the confusion column of documents with no predicted top-level label
 
 
 @dataclass
@@ -242,3 +244,29 @@ def evaluate_sets(
         path_consistency=_path_consistency(pred_m, parents),
         n_documents=len(gold),
     )
+
+
+def top_level_confusion(
+    gold: Sequence[Iterable[int]], pred: Sequence[Iterable[int]], hierarchy: LabelHierarchy
+) -> tuple[list[str], list[list[int]]]:
+    """Top-level confusion counts: rows are gold top-level labels, columns predicted ones plus ``NO_LABEL``.
+
+    A document counts once for each (gold top-level label, predicted top-level label) pair it has, and once in the
+    ``NO_LABEL`` column of each of its gold top-level labels when no top-level label is predicted. Gold labels below
+    the top count through their top-level ancestor.
+    """
+    tops = hierarchy.labels_at_depth(0)
+    column = {label: k for k, label in enumerate(tops)}
+
+    def top_of(label: int) -> int:
+        ancestors = hierarchy.ancestors(label)
+        return ancestors[0] if ancestors else label
+
+    matrix = [[0] * (len(tops) + 1) for _ in tops]
+    for g, p in zip(gold, pred):
+        gold_tops = {top_of(i) for i in g}
+        pred_tops = {i for i in p if i in column}
+        for row in gold_tops:
+            for col in pred_tops or [None]:
+                matrix[column[row]][len(tops) if col is None else column[col]] += 1
+    return [hierarchy.name(i) for i in tops] + [NO_LABEL], matrix

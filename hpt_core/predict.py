@@ -22,12 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpt_core.data import Dataset
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.metrics import EvalReport
 from hpt_core.model import HPTModel
 from hpt_core.training import resolve_device, score_documents
 
-__all__ = ["Predictor", "Prediction", "LabelScore", "RULES", "apply_rule"]
+__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "apply_rule"]
 
 RULES = ("paper", "top-down", "drop-orphans", "add-ancestors")
 
@@ -65,6 +67,18 @@ class Prediction:
         return out
 
 
+@dataclass
+class Mistake:
+    """A test document whose predicted label set differs from its gold set (closed under ancestors)."""
+
+    text: str
+    gold: list[int]  # gold label ids, ancestors included
+    predicted: list[int]  # predicted label ids
+    scores: list[float]  # (C,) raw scores
+    gold_paths: list[list[str]]
+    predicted_paths: list[list[str]]
+
+
 def apply_rule(
     scores: np.ndarray,
     hierarchy: LabelHierarchy,
@@ -99,6 +113,12 @@ def _label_scores(h: LabelHierarchy, row: np.ndarray, chosen: set[int]) -> list[
         LabelScore(h.name(i), h.path(i), h.depth_of[i], float(row[i]), float(probs[i]), i in chosen)
         for i in range(h.num_labels)
     ]
+
+
+def _end_paths(h: LabelHierarchy, labels: list[int]) -> list[list[str]]:
+    """Paths of the labels in ``labels`` none of whose children are in it."""
+    chosen = set(labels)
+    return [h.path(i) for i in labels if not any(c in chosen for c in h.children(i))]
 
 
 class Predictor:
@@ -164,6 +184,26 @@ class Predictor:
                 )
             )
         return out
+
+    def evaluate(
+        self, dataset: Dataset, threshold: float = 0.0, rule: str = "paper", train_counts: list[int] | None = None
+    ) -> tuple[EvalReport, list[Mistake]]:
+        """Score ``dataset`` (labels on this model's hierarchy): the report and every document predicted wrong."""
+        from hpt_core.metrics import evaluate_sets
+
+        docs = dataset.documents
+        if not docs:
+            raise ConfigError(f"{dataset.source}: the evaluation set has no documents.")
+        h = self.hierarchy
+        matrix = self.scores([d.text for d in docs])  # (N, C)
+        predicted = [apply_rule(row, h, rule, threshold) for row in matrix]
+        report = evaluate_sets([d.labels for d in docs], predicted, h, train_counts)
+        mistakes = []
+        for doc, row, pred in zip(docs, matrix, predicted):
+            gold = h.closure(doc.labels)
+            if set(gold) != set(pred):
+                mistakes.append(Mistake(doc.text, gold, pred, row.tolist(), _end_paths(h, gold), _end_paths(h, pred)))
+        return report, mistakes
 
     @torch.inference_mode()
     def warm_up(self) -> None:

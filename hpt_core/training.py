@@ -39,6 +39,7 @@ __all__ = [
     "Evaluation",
     "set_seed",
     "resolve_device",
+    "device_summary",
     "iterate_batches",
     "score_documents",
     "evaluate_model",
@@ -176,6 +177,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"Device {name!r} requested but no CUDA GPU is available; use 'auto' or 'cpu'.")
     return device
+
+
+def device_summary(name: str = "auto") -> str:
+    """Where training would run, in words: ``"GPU (NVIDIA H100)"`` or ``"CPU (2 threads)"``."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(device)})"
+    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

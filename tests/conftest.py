@@ -240,3 +240,43 @@ def make_targets() -> Callable[[LabelHierarchy, Sequence[Sequence[str]]], torch.
         return y
 
     return factory
+
+
+# ---------------------------------------------------------------------------------------------------- the app
+REPO = Path(__file__).resolve().parent.parent
+TINY_BACKBONE_CHOICE = "tiny (test backbone)"
+
+
+@pytest.fixture(scope="session")
+def app_server(save_tiny_backbone, tmp_path_factory):
+    """The real app launched on 127.0.0.1 (a free port): the shipped demo checkpoints, fine-tuned models in a temp
+    folder, a tiny backbone as the only fine-tune choice, and the first 80 WOS-1k abstracts as the demo dataset.
+
+    Yields ``(studio, url)``; the server closes at the end of the session.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from app import build_demo, launch_options
+    from app.common import Studio
+    from app.config import AppConfig
+
+    folder = tmp_path_factory.mktemp("app")
+    demo_data = folder / "wos-demo-80.json"
+    lines = (REPO / "assets" / "wos-1k" / "wos_total_1k.json").read_text(encoding="utf-8").splitlines()[:80]
+    demo_data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = AppConfig(
+        user_dir=folder / "models",
+        demo_dataset=demo_data,
+        demo_hierarchy=None,
+        backbones={TINY_BACKBONE_CHOICE: str(save_tiny_backbone())},
+        default_epochs=2,
+        default_max_length=64,
+    )
+    studio = Studio.create(config)
+    demo = build_demo(studio=studio)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, **launch_options(config)
+    )
+    try:
+        yield studio, demo.local_url
+    finally:
+        demo.close()

@@ -128,3 +128,25 @@ def test_label_word_map_pca_for_few_labels(make_model, paths):
         # first axis is at least that along the second.
         assert coords[:, 0].std() >= coords[:, 1].std() - 1e-6
     np.testing.assert_array_equal(label_word_map(model), coords)  # deterministic
+
+
+def test_initial_label_words_explain_the_label_names(model, tiny_tree):
+    from hpt_core.explain import initial_label_words
+
+    set_label_word(model, tiny_tree.index(["Science", "Biology"]), "jazz")  # training moved the label word away
+    label = tiny_tree.index(["Science", "Biology"])
+    [after] = nearest_words(model, top_k=3, labels=[label])
+    [before] = nearest_words(model, top_k=3, labels=[label], initial=True)
+    assert after.words[0][0] == "jazz"
+    assert before.words[0][0] == "biology" and before.words[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert initial_label_words(model).shape == label_word_matrix(model).shape
+
+
+def test_word_map_places_each_labels_nearest_words(model, tiny_tree):
+    from hpt_core.explain import word_map
+
+    result = word_map(model, top_k=4)
+    assert result.label_coords.shape == (tiny_tree.num_labels, 2)
+    assert len(result.words) == len(result.word_coords) == tiny_tree.num_labels
+    for words, coords in zip(result.words, result.word_coords):
+        assert coords.shape == (len(words.words), 2) and np.isfinite(coords).all()

@@ -292,3 +292,21 @@ def test_from_pretrained_round_trip(model, predictor, tmp_path, tiny_docs):
     loaded.warm_up()
     np.testing.assert_array_equal(loaded.scores(texts), predictor.scores(texts))
     assert [p.paths for p in loaded.predict(texts)] == [p.paths for p in predictor.predict(texts)]
+
+
+def test_evaluate_lists_exactly_the_documents_predicted_wrong(model, tiny_tree, tiny_docs):
+    from hpt_core.data import Dataset, Document
+
+    docs = [Document(text, tiny_tree.closure([tiny_tree.index(path)])) for text, path in tiny_docs]
+    dataset = Dataset(docs, tiny_tree, "tiny")
+    predictor = FixedScores(model, scores_of(tiny_tree, HAND_SCORES))
+    report, mistakes = predictor.evaluate(dataset)
+    predicted = set(apply_rule(scores_of(tiny_tree, HAND_SCORES), tiny_tree))
+    wrong = [d for d in docs if set(d.labels) != predicted]
+    assert [m.text for m in mistakes] == [d.text for d in wrong] and report.n_documents == len(docs)
+    first = mistakes[0]
+    assert set(first.predicted) == predicted and len(first.scores) == tiny_tree.num_labels
+    assert first.gold_paths == [tiny_tree.path(max(first.gold, key=lambda i: tiny_tree.depth_of[i]))]
+    assert ["Science", "Physics", "Quantum optics"] in first.predicted_paths
+    with pytest.raises(ConfigError, match="no documents"):
+        predictor.evaluate(Dataset([], tiny_tree, "empty"))

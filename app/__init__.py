@@ -1,0 +1,98 @@
+"""HPT Studio's Gradio app: ``build_demo()`` lays out the tabs over one shared ``Studio`` (models, jobs, config).
+
+Thin over ``hpt_core``: handlers call the library's public API and turn its dataclasses into figures and tables;
+no tensor arithmetic lives here.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any
+
+import gradio as gr
+
+from app.common import Studio, user_errors
+from app.config import AppConfig
+from app.tabs import compare, evaluate, explorer, finetune, hierarchy, predict
+
+__all__ = ["build_demo", "launch_options", "AppConfig", "Studio"]
+
+CSS = """
+.hpt-header h1 {margin-bottom: 0}
+.hpt-progress {margin: 4px 0 8px 0}
+footer {display: none !important}
+"""
+
+INTRO = """# HPT Studio
+Hierarchical text classification with **HPT** (*Hierarchy-aware Prompt Tuning*, Wang et al., EMNLP 2022): the label
+tree is injected into a masked-language-model prompt, one `[PRED]` slot per level. Classify a text and see its path
+on the tree, look at what the label words learned, or fine-tune HPT on your own hierarchy."""
+
+
+def _model_info(studio: Studio, name: str | None) -> str:
+    if not name:
+        return "No model yet: train one in the Fine-tune tab."
+    config = studio.registry.model_config(name)
+    metrics = studio.registry.metrics(name) or {}
+    h = studio.registry.hierarchy(name)
+    template = config.get("template", "?")
+    method = {"hpt": "HPT", "none": "vanilla fine-tune", "hard": "hard prompt", "soft": "soft prompt"}.get(
+        template, template
+    )
+    parts = [
+        f"**{html.escape(name)}**: {method} on `{html.escape(str(config.get('backbone', '?')))}`, {h.num_labels} labels in {h.num_levels} levels"
+    ]
+    test = metrics.get("test")
+    if test:
+        parts.append(
+            f"test micro-F1 {100 * test['micro_f1']:.1f} %, macro-F1 {100 * test['macro_f1']:.1f} % ({test['n_documents']:,} documents)"
+        )
+    return " · ".join(parts)
+
+
+def build_demo(config: AppConfig | None = None, studio: Studio | None = None) -> gr.Blocks:
+    """The whole app. Pass ``config`` (or a ready ``studio``) to point it at other models and folders (tests do)."""
+    studio = studio or Studio.create(config)
+    names = studio.registry.names()
+    default = names[0] if names else None
+    if default:  # load the default model while the page is being served, so the first request is fast
+        threading.Thread(target=studio.registry.predictor, args=(default,), daemon=True, name="warm-up").start()
+
+    with gr.Blocks(title="HPT Studio") as demo:
+        gr.Markdown(INTRO, elem_classes="hpt-header")
+        with gr.Row():
+            model_picker = gr.Dropdown(
+                names, value=default, label="Model", scale=2, elem_id="model-picker", allow_custom_value=True
+            )
+            model_info = gr.Markdown(_model_info(studio, default))
+        with gr.Tabs() as tabs:
+            with gr.Tab("Predict", id="predict"):
+                predict.render(studio, model_picker)
+            with gr.Tab("Label words", id="explorer"):
+                exp = explorer.render(studio, model_picker)
+            with gr.Tab("Fine-tune", id="finetune"):
+                ft = finetune.render(studio)
+            with gr.Tab("Hierarchy", id="hierarchy"):
+                hierarchy.render(studio, model_picker, ft, exp["label"], tabs, "explorer")
+            with gr.Tab("Compare", id="compare"):
+                cmp = compare.render(studio)
+            with gr.Tab("Evaluate", id="evaluate"):
+                ev = evaluate.render(studio, model_picker)
+        finetune.wire_training(studio, ft, [model_picker, *cmp["pickers"]], demo)
+        model_picker.change(
+            user_errors(lambda n: _model_info(studio, n)), model_picker, model_info, api_visibility="private"
+        )
+        demo.load(ev["load"], model_picker, ev["outputs"], api_visibility="private")
+    return demo
+
+
+def launch_options(config: AppConfig) -> dict[str, Any]:
+    """Keyword arguments of ``demo.launch`` (theme and CSS go to launch in Gradio 6)."""
+    return {
+        "theme": gr.themes.Soft(primary_hue="blue"),
+        "css": CSS,
+        "max_file_size": f"{config.max_upload_mb}mb",
+        "allowed_paths": [str(config.user_dir / ".downloads")],
+        "ssr_mode": False,
+    }

@@ -1,0 +1,105 @@
+"""What every tab shares: the ``Studio`` (config, model registry, job manager) and the error contract.
+
+Handlers turn our own errors (``HPTError``) into ``gr.Error`` with the message as is; anything else is logged with
+its traceback on the server and shown to the user as one short sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from app.config import AppConfig
+from app.jobs import JobManager
+from app.registry import ModelRegistry
+from hpt_core.errors import HPTError
+
+__all__ = ["Studio", "user_errors", "clip_text", "probability_to_score", "VIEW_CHOICES", "RULE_CHOICES"]
+
+log = logging.getLogger("hpt_studio")
+
+VIEW_CHOICES = {
+    "Automatic (whole tree when small)": "auto",
+    "Predicted paths and their siblings": "paths",
+    "Whole tree": "full",
+}
+RULE_CHOICES = {
+    "Paper: every label above the threshold": "paper",
+    "Top-down: only children of predicted labels": "top-down",
+    "Drop labels whose parent is not predicted": "drop-orphans",
+    "Add the ancestors of predicted labels": "add-ancestors",
+}
+AUTO_FULL_TREE_LABELS = 60  # above this many labels the tree shows predicted paths and siblings by default
+
+
+@dataclass
+class Studio:
+    """The app's shared, long-lived objects (one per process; per-user state lives in the components)."""
+
+    config: AppConfig
+    registry: ModelRegistry
+    jobs: JobManager
+
+    @classmethod
+    def create(cls, config: AppConfig | None = None) -> Studio:
+        config = config or AppConfig()
+        registry = ModelRegistry(config)
+        registry.clean_leftovers()
+        return cls(config, registry, JobManager(registry, config))
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, HPTError):
+        return str(error)
+    log.exception("unexpected error in a handler", exc_info=error)
+    return f"Something went wrong ({type(error).__name__}); the server log has the details. Please try again."
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a handler (function or generator) so that every error reaches the user as a ``gr.Error`` sentence."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as e:  # noqa: BLE001 - the contract: never a traceback in the UI
+                raise gr.Error(_message(e)) from e
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - the contract: never a traceback in the UI
+            raise gr.Error(_message(e)) from e
+
+    return wrapper
+
+
+def clip_text(text: str | None, limit: int) -> tuple[str, str]:
+    """The text cut to ``limit`` characters, and a note saying so (empty when nothing was cut)."""
+    text = text or ""
+    if not text.strip():
+        raise HPTError("The text is empty: paste a document or pick an example.")
+    if len(text) <= limit:
+        return text, ""
+    return text[:limit], f"The text was cut to its first {limit:,} characters (of {len(text):,})."
+
+
+def probability_to_score(probability: float) -> float:
+    """The raw-score threshold of a probability threshold (the model predicts a label when sigmoid(s) > p)."""
+    p = min(max(float(probability), 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

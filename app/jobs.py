@@ -1,0 +1,308 @@
+"""Fine-tuning jobs: one at a time, on a background thread, with progress, cancel and a saved model at the end.
+
+The UI never waits on a job: ``/train`` starts one (or answers "busy" at once) and then only reads ``status()``,
+so prediction keeps working while a model trains. Uploaded files are copied into a per-job temporary directory under
+generated names and deleted when the job ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.config import AppConfig
+from app.registry import ModelRegistry
+from hpt_core.errors import HPTError
+
+__all__ = ["JobRequest", "JobState", "JobManager", "BusyError", "VARIANT_CHOICES", "estimate_seconds"]
+
+log = logging.getLogger(__name__)
+
+VARIANT_CHOICES = {
+    "HPT (hierarchy-aware prompt, the paper's method)": "hpt",
+    "Vanilla fine-tune ([CLS] + linear layer, baseline)": "finetune",
+    "Hard prompt (fixed label words, baseline)": "hard",
+    "Soft prompt (learned label words, no hierarchy, baseline)": "soft",
+}
+_SLOWER_THAN_MINILM = {"bert-base-uncased": 6.0}  # step time relative to MiniLM-L6 on CPU (docs/backbones.md)
+_TERMINAL = ("finished", "cancelled", "failed")
+
+
+class BusyError(HPTError):
+    """A fine-tune job is already running."""
+
+
+@dataclass
+class JobRequest:
+    """What the fine-tune panel sends; ``data_file`` is read where it lies and copied before training."""
+
+    data_file: Path
+    source_name: str  # the upload's own file name, shown in messages
+    hierarchy_file: Path | None = None
+    variant: str = "hpt"
+    backbone: str = "minilm-l6-mlm"
+    epochs: int = 5
+    batch_size: int = 16
+    max_length: int = 128
+    lr: float = 1e-4
+    seed: int = 0
+
+
+@dataclass
+class JobState:
+    """A snapshot of the current (or last) job; ``to_dict`` is what ``/job_status`` returns."""
+
+    id: str = ""
+    state: str = "idle"  # idle | starting | running | finished | cancelled | failed
+    message: str = "No fine-tune job has run yet."
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    epochs: int = 0
+    elapsed_seconds: float = 0.0
+    eta_seconds: float | None = None
+    device: str = ""
+    model_name: str | None = None
+    data_summary: str = ""
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("starting", "running")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["running"] = self.running
+        return out
+
+
+def estimate_seconds(
+    n_train: int, epochs: int, batch_size: int, max_length: int, backbone: str, config: AppConfig
+) -> float:
+    """Rough CPU time of a job: steps × the measured MiniLM step time, scaled by batch, length and backbone."""
+    steps = math.ceil(n_train / batch_size) * epochs
+    per_step = config.seconds_per_step_cpu * (batch_size / 16) * (max_length / 128)
+    return steps * per_step * _SLOWER_THAN_MINILM.get(backbone, 1.0)
+
+
+def _gpu_wrapper() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``spaces.GPU`` on Hugging Face Spaces (requests a GPU for the call), a no-op elsewhere."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+
+        return spaces.GPU(duration=900)
+    except Exception:  # noqa: BLE001 - the package is absent or not on Spaces: plain call
+        return lambda fn: fn
+
+
+def _safe_stem(name: str) -> str:
+    stem = Path(name).name
+    for suffix in (".gz", ".jsonl", ".json", ".csv", ".tsv", ".txt"):
+        stem = stem.removesuffix(suffix)
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40] or "data"
+
+
+def _suffix(name: str) -> str:
+    """The data format suffix of an upload (``.jsonl``, ``.csv.gz``...), from its own name."""
+    lower = Path(name).name.lower()
+    gz = ".gz" if lower.endswith(".gz") else ""
+    base = lower.removesuffix(".gz")
+    for ext in (".jsonl", ".json", ".csv", ".tsv", ".txt", ".taxnomy", ".taxonomy"):
+        if base.endswith(ext):
+            return ext + gz
+    return Path(base).suffix + gz
+
+
+class JobManager:
+    """Runs at most one fine-tune job at a time; ``start`` raises ``BusyError`` while one runs."""
+
+    def __init__(self, registry: ModelRegistry, config: AppConfig) -> None:
+        self.registry = registry
+        self.config = config
+        self._lock = threading.Lock()
+        self._state = JobState()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._run = _gpu_wrapper()(self._train)
+
+    def status(self) -> JobState:
+        """A copy of the current job's state."""
+        with self._lock:
+            state = JobState(**{k: getattr(self._state, k) for k in self._state.__dataclass_fields__})
+            state.steps, state.losses = list(state.steps), list(state.losses)
+            state.evals = [dict(e) for e in state.evals]
+            return state
+
+    def start(self, request: JobRequest) -> JobState:
+        """Start ``request`` on a background thread; ``BusyError`` at once if a job is running."""
+        with self._lock:
+            if self._state.running:
+                raise BusyError(
+                    f"A fine-tune job is already running ({self._state.message}); try again when it finishes, "
+                    "or cancel it first."
+                )
+            job_id = datetime.now().strftime("%Y%m%d-%H%M%S")
+            self._state = JobState(id=job_id, state="starting", message="Preparing the data…", epochs=request.epochs)
+            self._cancel = threading.Event()
+        workdir = Path(tempfile.mkdtemp(prefix="hpt-job-"))
+        try:
+            data = workdir / ("data" + _suffix(request.source_name))
+            shutil.copyfile(request.data_file, data)
+            hierarchy = None
+            if request.hierarchy_file is not None:
+                hierarchy = workdir / ("hierarchy" + _suffix(str(request.hierarchy_file)))
+                shutil.copyfile(request.hierarchy_file, hierarchy)
+        except OSError as e:
+            shutil.rmtree(workdir, ignore_errors=True)
+            self._finish("failed", f"Could not read the uploaded file: {e}.", error=str(e))
+            raise HPTError(f"Could not read the uploaded file {request.source_name!r}: {e}.") from e
+        thread = threading.Thread(
+            target=self._worker,
+            args=(request, data, hierarchy, workdir, job_id),
+            name=f"finetune-{job_id}",
+            daemon=True,
+        )
+        self._thread = thread
+        thread.start()
+        return self.status()
+
+    def cancel(self) -> JobState:
+        """Ask the running job to stop after its current step (nothing is saved); a no-op when idle."""
+        with self._lock:
+            if self._state.running:
+                self._cancel.set()
+                self._state.message = "Cancelling after the current step…"
+        return self.status()
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        """Block until the current job ends (tests and scripts; the UI polls ``status``)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.status()
+
+    # ------------------------------------------------------------------ the worker
+    def _update(self, **values: Any) -> None:
+        with self._lock:
+            for key, value in values.items():
+                setattr(self._state, key, value)
+
+    def _finish(self, state: str, message: str, **values: Any) -> None:
+        self._update(state=state, message=message, eta_seconds=None, **values)
+
+    def _worker(self, request: JobRequest, data: Path, hierarchy: Path | None, workdir: Path, job_id: str) -> None:
+        try:
+            self._run(request, data, hierarchy, job_id)
+        except HPTError as e:
+            self._finish("failed", str(e), error=str(e))
+        except MemoryError:
+            self._finish("failed", "Out of memory: lower the batch size or the maximum length.", error="MemoryError")
+        except Exception as e:  # noqa: BLE001 - a job must never take the server down
+            log.exception("fine-tune job %s failed", job_id)
+            text = str(e)
+            if "out of memory" in text.lower():
+                message = "Out of memory: lower the batch size or the maximum length and try again."
+            else:
+                message = f"The job failed unexpectedly ({type(e).__name__}); the server log has the details."
+            self._finish("failed", message, error=f"{type(e).__name__}: {text}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            import gc
+
+            gc.collect()
+
+    def _train(self, request: JobRequest, data: Path, hierarchy: Path | None, job_id: str) -> None:
+        from hpt_core.finetune import finetune, prepare_splits
+        from hpt_core.model import HPTConfig
+        from hpt_core.training import TrainConfig
+
+        splits = prepare_splits(
+            data, hierarchy_file=hierarchy, split_seed=request.seed, source_name=request.source_name
+        )
+        n_labels = splits.train.hierarchy.num_labels
+        if n_labels > self.config.max_labels:
+            raise HPTError(
+                f"{request.source_name}: {n_labels} labels is over this app's limit of {self.config.max_labels}."
+            )
+        self._update(data_summary=splits.summary(), message="Loading the backbone…")
+        model_config = HPTConfig.for_variant(request.variant, backbone=request.backbone, max_length=request.max_length)
+        train_config = TrainConfig(
+            epochs=request.epochs,
+            batch_size=request.batch_size,
+            lr=request.lr,
+            seed=request.seed,
+            patience=request.epochs,
+        )
+        name = f"{_safe_stem(request.source_name)}-{request.variant}-{job_id}"
+
+        def progress(event: Any) -> None:
+            with self._lock:
+                s = self._state
+                s.state, s.step, s.total_steps, s.epoch = "running", event.step, event.total_steps, event.epoch
+                s.elapsed_seconds = event.elapsed_seconds
+                if event.phase == "train" and event.loss is not None:
+                    s.steps.append(event.step)
+                    s.losses.append(event.loss)
+                    rate = event.elapsed_seconds / max(event.step, 1)
+                    s.eta_seconds = rate * (event.total_steps - event.step)
+                    if not self._cancel.is_set():
+                        s.message = (
+                            f"Training: step {event.step}/{event.total_steps}, epoch {event.epoch}/{request.epochs}"
+                        )
+                elif event.phase == "eval":
+                    s.evals.append(
+                        {
+                            "step": event.step,
+                            "epoch": event.epoch,
+                            "dev_macro_f1": event.dev_macro_f1,
+                            "dev_micro_f1": event.dev_micro_f1,
+                        }
+                    )
+
+        provenance = {
+            "data": request.source_name,
+            "hierarchy": Path(str(request.hierarchy_file)).name if request.hierarchy_file else None,
+            "split_seed": request.seed,
+            "trained_in": "HPT Studio fine-tune panel",
+        }
+        result = finetune(
+            splits,
+            model_config,
+            train_config,
+            self.config.user_dir / name,
+            provenance=provenance,
+            callback=progress,
+            cancel=self._cancel,
+            save_test_split=True,
+            description=f"Fine-tuned in the HPT Studio app on {request.source_name}.",
+        )
+        if result.run.cancelled:
+            self._finish(
+                "cancelled", f"Cancelled at step {result.run.steps}; nothing was saved.", metrics=result.metrics
+            )
+            return
+        self.registry.prune()
+        test = result.metrics.get("test") or result.metrics.get("dev") or {}
+        scores = ""
+        if test:
+            scores = f" Test micro-F1 {100 * test['micro_f1']:.1f} %, macro-F1 {100 * test['macro_f1']:.1f} %."
+        self._finish(
+            "finished",
+            f"Finished in {result.run.seconds:.0f} s on {result.run.device}: saved as {name!r}.{scores}",
+            model_name=name,
+            metrics=result.metrics,
+            device=result.run.device,
+            step=result.run.steps,
+        )

@@ -1,0 +1,158 @@
+"""``ModelRegistry``: the models the app can serve, by name; each loaded once, on first use, under a lock.
+
+Built-in models come from ``AppConfig.models``; fine-tuned ones live in ``AppConfig.user_dir`` (one checkpoint
+directory each) and are found again after a restart. Only the newest ``keep_models`` fine-tuned models are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from app.config import AppConfig
+from hpt_core.checkpoint import read_metrics
+from hpt_core.errors import CheckpointError, ConfigError
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.predict import Predictor
+
+__all__ = ["ModelRegistry", "TEST_FILE"]
+
+TEST_FILE = "test.jsonl"  # a fine-tuned model's test split, saved beside its weights by the job
+
+
+class ModelRegistry:
+    """Names → checkpoint directories, with a small LRU cache of loaded predictors."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self._loaded: OrderedDict[str, Predictor] = OrderedDict()
+        self._maps: dict[str, Any] = {}
+        config.user_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ names and files
+    def builtin_names(self) -> list[str]:
+        return [name for name, path in self.config.models.items() if (path / "config.json").is_file()]
+
+    def user_names(self) -> list[str]:
+        """Fine-tuned models, newest first (directories holding a saved checkpoint; staging dirs are skipped)."""
+        dirs = [d for d in self.config.user_dir.iterdir() if d.is_dir() and (d / "config.json").is_file()]
+        dirs.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+        return [d.name for d in dirs if not d.name.startswith(".")]
+
+    def names(self) -> list[str]:
+        return self.builtin_names() + self.user_names()
+
+    def default(self) -> str | None:
+        names = self.names()
+        return names[0] if names else None
+
+    def directory(self, name: str) -> Path:
+        if name in self.config.models:
+            return self.config.models[name]
+        path = self.config.user_dir / name
+        if name and "/" not in name and "\\" not in name and not name.startswith(".") and path.is_dir():
+            return path
+        raise ConfigError(f"Unknown model {name!r}; pick one of: {', '.join(self.names()) or '(none yet)'}.")
+
+    def hierarchy(self, name: str) -> LabelHierarchy:
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name].hierarchy
+        path = self.directory(name) / "hierarchy.json"
+        try:
+            return LabelHierarchy.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: cannot read the model's hierarchy ({e}).") from e
+
+    def metrics(self, name: str) -> dict[str, Any] | None:
+        return read_metrics(self.directory(name))
+
+    def train_config(self, name: str) -> dict[str, Any]:
+        path = self.directory(name) / "train_config.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except (OSError, ValueError):
+            return {}
+
+    def model_config(self, name: str) -> dict[str, Any]:
+        path = self.directory(name) / "config.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")).get("hpt_config", {})
+        except (OSError, ValueError):
+            return {}
+
+    def has_label_words(self, name: str) -> bool:
+        """False for the plain fine-tune classifier (no prompt template, so no label words to explain)."""
+        return self.model_config(name).get("template", "hpt") != "none"
+
+    def eval_file(self, name: str) -> Path | None:
+        own = self.directory(name) / TEST_FILE
+        if own.is_file():
+            return own
+        given = self.config.eval_files.get(name)
+        return given if given is not None and given.is_file() else None
+
+    def card(self, name: str) -> str:
+        path = self.directory(name) / "README.md"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    # ------------------------------------------------------------------ loading
+    def predictor(self, name: str) -> Predictor:
+        """The loaded predictor of ``name`` (loaded on first use; concurrent first uses load it once)."""
+        directory = self.directory(name)
+        with self._lock:
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return self._loaded[name]
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
+            with self._lock:
+                if name in self._loaded:
+                    return self._loaded[name]
+            predictor = Predictor.from_pretrained(directory, device="cpu")
+            predictor.warm_up()
+            with self._lock:
+                self._loaded[name] = predictor
+                while len(self._loaded) > self.config.max_loaded_models:
+                    evicted, _ = self._loaded.popitem(last=False)
+                    self._maps.pop(evicted, None)
+            return predictor
+
+    def word_map(self, name: str) -> Any:
+        """``hpt_core.explain.WordMap`` of the model (fitted once per model: UMAP takes a few seconds)."""
+        from hpt_core.explain import word_map
+
+        with self._lock:
+            if name in self._maps:
+                return self._maps[name]
+        result = word_map(self.predictor(name).model)
+        with self._lock:
+            self._maps[name] = result
+        return result
+
+    # ------------------------------------------------------------------ fine-tuned models
+    def prune(self, keep: int | None = None) -> list[str]:
+        """Delete fine-tuned models beyond the newest ``keep`` (default ``config.keep_models``); return their names."""
+        keep = self.config.keep_models if keep is None else keep
+        removed = self.user_names()[keep:]
+        for name in removed:
+            with self._lock:
+                self._loaded.pop(name, None)
+                self._maps.pop(name, None)
+            shutil.rmtree(self.config.user_dir / name, ignore_errors=True)
+        return removed
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove staging directories a killed save left behind (names starting with ``.``)."""
+        removed = []
+        for d in self.config.user_dir.iterdir():
+            if d.is_dir() and d.name.startswith("."):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d.name)
+        return removed

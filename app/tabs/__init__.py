@@ -1,0 +1,1 @@
+"""One module per tab; each has plain handler functions and a ``render`` that lays the tab out and wires events."""

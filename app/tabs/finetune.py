@@ -1,0 +1,405 @@
+"""Fine-tune: upload a dataset (or take the demo one) → validation report → settings and a time estimate → training
+with live progress, curves and Cancel → evaluation → the new model in every picker, downloadable as a zip."""
+
+from __future__ import annotations
+
+import html
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app import figures
+from app.common import Studio, user_errors
+from app.jobs import VARIANT_CHOICES, BusyError, JobRequest, JobState, estimate_seconds
+from hpt_core.errors import HPTError
+
+__all__ = [
+    "render",
+    "wire_training",
+    "validate_upload",
+    "train_job",
+    "watch",
+    "reattach",
+    "DEMO",
+    "UPLOAD",
+    "PROBLEM_HEADERS",
+]
+
+DEMO = "Demo dataset: 1,000 Web of Science abstracts, 141 labels"
+UPLOAD = "Upload my own data"
+PROBLEM_HEADERS = ["#", "problem"]
+MAX_PROBLEMS_SHOWN = 200
+POLL_SECONDS = 1.0
+
+
+def _inputs(
+    studio: Studio, source: str, data_file: str | None, hierarchy_file: str | None
+) -> tuple[Path, str, Path | None]:
+    """The data file, the name to show for it, and the hierarchy file, for the chosen source."""
+    if source == DEMO:
+        return studio.config.demo_dataset, studio.config.demo_dataset.name, studio.config.demo_hierarchy
+    if not data_file:
+        raise HPTError(
+            "Upload a data file first (JSONL, JSON, CSV or TSV with text and labels), or pick the demo dataset."
+        )
+    data = Path(data_file)
+    return data, data.name, Path(hierarchy_file) if hierarchy_file else None
+
+
+def _check_size(path: Path, name: str, limit_mb: int) -> None:
+    size = path.stat().st_size
+    if size > limit_mb * 1024 * 1024:
+        raise HPTError(
+            f"{name}: the file is {size / 1024 / 1024:.1f} MB, over this app's limit of {limit_mb} MB; upload a smaller sample."
+        )
+
+
+def validate_upload(
+    studio: Studio, source: str, data_file: str | None, hierarchy_file: str | None
+) -> tuple[str, list[list[Any]], dict[str, Any]]:
+    """Validation report (markdown), problems table and the report as JSON (``ok`` tells whether training may start)."""
+    from hpt_core.data import validate
+
+    data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
+    _check_size(data, name, studio.config.max_upload_mb)
+    if hierarchy is not None:
+        _check_size(hierarchy, hierarchy.name, studio.config.max_upload_mb)
+    report = validate(data, hierarchy_file=hierarchy, max_problems=MAX_PROBLEMS_SHOWN)
+    problems = [p.replace(str(data), name) for p in report.problems]
+    if hierarchy is not None:
+        problems = [p.replace(str(hierarchy), hierarchy.name) for p in problems]
+    if report.n_documents > studio.config.max_documents:
+        problems.append(
+            f"{name}: {report.n_documents:,} documents is over this app's limit of {studio.config.max_documents:,}; use a sample."
+        )
+    if report.n_labels > studio.config.max_labels:
+        problems.append(f"{name}: {report.n_labels:,} labels is over this app's limit of {studio.config.max_labels:,}.")
+    found = (report.problems_found or 0) + len(problems) - len(report.problems)
+    esc = html.escape
+    lines = [f"### {esc(name)}"]
+    lines.append(
+        f"**{report.n_documents:,} documents** without problems · **{report.n_labels} labels** · labels per depth: "
+        + (", ".join(f"depth {d}: {n}" for d, n in enumerate(report.labels_per_depth)) or "none")
+    )
+    if report.splits:
+        lines.append(
+            "Splits: "
+            + ", ".join(f"{k} {v:,}" for k, v in report.splits.items())
+            + " (missing dev/test sets are carved from train, seeded)."
+        )
+    if found:
+        lines.append(
+            f"**{found} problem{'s' if found != 1 else ''} found; training is disabled until they are fixed.** Each line says where and how to fix it."
+        )
+    else:
+        lines.append("**No problems found: ready to train.**")
+    rare = [path for path, count in report.label_counts.items() if count == 0]
+    if rare and not found:
+        lines.append(
+            f"{len(rare)} label(s) of the hierarchy have no document (e.g. {esc(rare[0])}); the model will rarely predict them."
+        )
+    result = report.to_dict() | {"source": name, "problems": problems, "problems_found": found, "ok": found == 0}
+    return "\n\n".join(lines), [[k + 1, p] for k, p in enumerate(problems)], result
+
+
+def estimate(
+    studio: Studio, report: dict[str, Any] | None, epochs: float, batch_size: float, max_length: float, backbone: str
+) -> str:
+    """A sentence with the expected training time on this machine."""
+    from hpt_core.training import device_summary
+
+    device = device_summary()
+    if not report or not report.get("ok"):
+        return f"Training runs on **{device}**. Validate a dataset to see a time estimate."
+    n_train = (
+        int(report["n_documents"] * 0.8) if not report.get("splits", {}).get("train") else report["splits"]["train"]
+    )
+    seconds = estimate_seconds(n_train, int(epochs), int(batch_size), int(max_length), backbone, studio.config)
+    where = "CPU" if device.startswith("CPU") else "GPU (much faster than this CPU estimate)"
+    return (
+        f"Training runs on **{device}**. About **{_duration(seconds)}** on a 2-core CPU for {n_train:,} training documents "
+        f"× {int(epochs)} epochs ({where}); early stopping may end it sooner."
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _progress_html(state: JobState) -> str:
+    fraction = state.step / state.total_steps if state.total_steps else 0.0
+    eta = f" · about {_duration(state.eta_seconds)} left" if state.eta_seconds is not None and state.running else ""
+    colour = {"failed": "#c0392b", "cancelled": "#7f8c8d", "finished": "#27ae60"}.get(state.state, "#2c7fb8")
+    return (
+        '<div class="hpt-progress">'
+        f'<div style="background:#e8eef3;border-radius:6px;height:14px;overflow:hidden">'
+        f'<div style="width:{100 * fraction:.1f}%;background:{colour};height:14px"></div></div>'
+        f'<div style="font-size:0.9em;margin-top:4px">{html.escape(state.state)} · step {state.step}/{state.total_steps}'
+        f" · {_duration(state.elapsed_seconds)} elapsed{eta}</div></div>"
+    )
+
+
+def _status_markdown(state: JobState) -> str:
+    lines = [html.escape(state.message)]
+    if state.data_summary:
+        lines.append(f"Data: {html.escape(state.data_summary)}")
+    if state.device:
+        lines.append(f"Device: {html.escape(state.device)}")
+    return "\n\n".join(lines)
+
+
+def _view(studio: Studio, state: JobState, pickers: int) -> list[Any]:
+    """Output values for one job snapshot: progress, status, curves, depth bars, confusion, download, pickers, buttons."""
+    curves = figures.training_curves_figure(state.steps, state.losses, state.evals)
+    depth = confusion = gr.skip()
+    download = gr.update(visible=False)
+    picker = [gr.skip()] * pickers
+    if state.state == "finished" and state.model_name:
+        test = state.metrics.get("test") or state.metrics.get("dev")
+        if test:
+            depth = figures.per_depth_figure({"test": test["per_depth"]})
+            conf = test.get("top_level_confusion")
+            if conf:
+                rows = conf["labels"][: len(conf["matrix"])]
+                confusion = figures.confusion_figure(rows, conf["matrix"], columns=conf["labels"])
+        download = gr.update(value=str(_zip(studio, state.model_name)), visible=True)
+        names = studio.registry.names()
+        picker = [gr.update(choices=names)] * pickers
+    running = state.running
+    buttons = [gr.update(interactive=not running), gr.update(interactive=running)]
+    return [_progress_html(state), _status_markdown(state), curves, depth, confusion, download, *picker, *buttons]
+
+
+def _zip(studio: Studio, name: str) -> Path:
+    """A zip of the model's checkpoint directory (made once, in a cleaned-at-start-up folder)."""
+    folder = studio.config.user_dir / ".downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.zip"
+    if not target.exists():
+        shutil.make_archive(str(folder / name), "zip", root_dir=studio.registry.directory(name))
+    return target
+
+
+def watch(studio: Studio, pickers: int = 0, first: JobState | None = None) -> Iterator[list[Any]]:
+    """Yield the view of the current job once a second until it ends (or once when no job runs)."""
+    state = first or studio.jobs.status()
+    yield _view(studio, state, pickers)
+    while state.running:
+        time.sleep(POLL_SECONDS)
+        state = studio.jobs.status()
+        yield _view(studio, state, pickers)
+
+
+def train_job(
+    studio: Studio,
+    source: str,
+    data_file: str | None,
+    hierarchy_file: str | None,
+    variant: str,
+    backbone: str,
+    epochs: float,
+    batch_size: float,
+    max_length: float,
+    lr: float,
+    pickers: int = 0,
+) -> Iterator[list[Any]]:
+    """Start a job (or refuse at once: busy, or problems in the data) and stream its progress until it ends."""
+    cfg = studio.config
+    if backbone not in cfg.backbones.values():
+        raise HPTError(
+            f"Backbone {backbone!r} is not offered here; choose one of: {', '.join(cfg.backbones.values())}."
+        )
+    if variant not in VARIANT_CHOICES.values():
+        raise HPTError(f"Unknown variant {variant!r}; choose one of: {', '.join(VARIANT_CHOICES.values())}.")
+    checks = [
+        (1 <= int(epochs) <= cfg.max_epochs, f"epochs must be from 1 to {cfg.max_epochs}, got {epochs}"),
+        (
+            1 <= int(batch_size) <= cfg.max_batch_size,
+            f"batch size must be from 1 to {cfg.max_batch_size}, got {batch_size}",
+        ),
+        (16 <= int(max_length) <= 512, f"maximum length must be from 16 to 512 tokens, got {max_length}"),
+        (0 < float(lr) <= 1e-2, f"learning rate must be in (0, 0.01], got {lr}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise HPTError(message[0].upper() + message[1:] + ".")
+    if studio.jobs.status().running:
+        raise BusyError(
+            "Busy: a fine-tune job is already running; try again when the current job finishes (or cancel it)."
+        )
+    _, _, report = validate_upload(studio, source, data_file, hierarchy_file)
+    if not report["ok"]:
+        raise HPTError(
+            f"{report['source']}: {report['problems_found']} problem(s) in the data; fix them (see the validation report) before training."
+        )
+    data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
+    request = JobRequest(
+        data_file=data,
+        source_name=name,
+        hierarchy_file=hierarchy,
+        variant=variant,
+        backbone=backbone,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        max_length=int(max_length),
+        lr=float(lr),
+    )
+    state = studio.jobs.start(request)
+    yield from watch(studio, pickers, state)
+
+
+def render(studio: Studio) -> dict[str, Any]:
+    """The fine-tune tab's layout and its data events (``/validate``); ``wire_training`` adds the job events."""
+    cfg = studio.config
+    gr.Markdown(
+        'Train HPT on your own hierarchy. **Data**: JSONL (`{"text": ..., "labels": [["A", "B"]]}` per line), '
+        "JSON, CSV or TSV with `text` and `labels` columns (paths as `A > B`, several separated by `;`), optionally a "
+        "`split` column (`train`/`dev`/`test`). **Hierarchy** (optional): a tab-separated file, each line a parent "
+        "followed by its children (`Root` first); otherwise the union of the label paths."
+    )
+    with gr.Row():
+        with gr.Column():
+            source = gr.Radio([DEMO, UPLOAD], value=DEMO, label="Data", elem_id="ft-source")
+            data_file = gr.File(
+                elem_id="ft-data",
+                label="Data file",
+                file_types=[".jsonl", ".json", ".csv", ".tsv", ".gz"],
+                type="filepath",
+                visible=False,
+            )
+            hierarchy_file = gr.File(label="Hierarchy file (optional)", type="filepath", visible=False)
+            validate_button = gr.Button("Validate", variant="secondary", elem_id="ft-validate")
+        with gr.Column():
+            report_md = gr.Markdown(
+                elem_id="ft-report", value="Pick the demo dataset or upload a file, then **Validate**."
+            )
+            problems = gr.Dataframe(
+                elem_id="ft-problems",
+                headers=PROBLEM_HEADERS,
+                label="Problems (file:line: field: what to fix)",
+                interactive=False,
+                wrap=True,
+                max_height=300,
+            )
+            report_json = gr.JSON(visible=False)
+    with gr.Accordion("Settings", open=True):
+        with gr.Row():
+            variant = gr.Dropdown(list(VARIANT_CHOICES.items()), value="hpt", label="Method")
+            backbone = gr.Dropdown(
+                list(cfg.backbones.items()), value=next(iter(cfg.backbones.values())), label="Backbone"
+            )
+        with gr.Row():
+            epochs = gr.Slider(1, cfg.max_epochs, value=cfg.default_epochs, step=1, label="Epochs")
+            batch_size = gr.Slider(1, cfg.max_batch_size, value=cfg.default_batch_size, step=1, label="Batch size")
+            max_length = gr.Slider(32, 512, value=cfg.default_max_length, step=16, label="Maximum length (tokens)")
+            lr = gr.Number(value=cfg.default_lr, label="Learning rate", minimum=1e-7, maximum=1e-2)
+        estimate_md = gr.Markdown(
+            estimate(studio, None, cfg.default_epochs, cfg.default_batch_size, cfg.default_max_length, "minilm-l6-mlm")
+        )
+    with gr.Row():
+        train_button = gr.Button("Train", variant="primary", interactive=False, elem_id="ft-train")
+        cancel_button = gr.Button("Cancel", variant="stop", interactive=False, elem_id="ft-cancel")
+        status_button = gr.Button("Refresh status", variant="secondary")
+    progress = gr.HTML(elem_id="ft-progress")
+    status_md = gr.Markdown(elem_id="ft-status")
+    curves = gr.Plot(label="Training loss and dev F1", elem_id="ft-curves")
+    with gr.Row():
+        depth_plot = gr.Plot(label="Test F1 per depth")
+        confusion_plot = gr.Plot(label="Top-level confusion (test)")
+    download = gr.DownloadButton("Download the model (.zip)", visible=False)
+    status_json = gr.JSON(visible=False)
+
+    source.change(
+        lambda s: [gr.update(visible=s == UPLOAD)] * 2, source, [data_file, hierarchy_file], api_visibility="private"
+    )
+
+    def on_validate(src: str, data: str | None, hier: str | None) -> list[Any]:
+        text, rows, report = validate_upload(studio, src, data, hier)
+        return [text, rows, report, gr.update(interactive=report["ok"])]
+
+    validate_button.click(
+        user_errors(on_validate),
+        [source, data_file, hierarchy_file],
+        [report_md, problems, report_json, train_button],
+        api_name="validate",
+    ).then(
+        lambda r, e, b, m, bb: estimate(studio, r, e, b, m, bb),
+        [report_json, epochs, batch_size, max_length, backbone],
+        estimate_md,
+        api_visibility="private",
+    )
+    for control in (source, data_file, hierarchy_file):
+        control.change(lambda: gr.update(interactive=False), None, train_button, api_visibility="private")
+    for control in (epochs, batch_size, max_length, backbone):
+        control.change(
+            lambda r, e, b, m, bb: estimate(studio, r, e, b, m, bb),
+            [report_json, epochs, batch_size, max_length, backbone],
+            estimate_md,
+            api_visibility="private",
+        )
+
+    return {
+        "source": source,
+        "data_file": data_file,
+        "validate": validate_button,
+        "train": train_button,
+        "cancel": cancel_button,
+        "report": report_md,
+        "problems": problems,
+        "status": status_md,
+        "status_json": status_json,
+        "settings": [variant, backbone, epochs, batch_size, max_length, lr],
+        "hierarchy_file": hierarchy_file,
+        "view": [progress, status_md, curves, depth_plot, confusion_plot, download],
+        "status_button": status_button,
+    }
+
+
+def reattach(studio: Studio, pickers: int, n_outputs: int) -> Iterator[list[Any]]:
+    """On page load: follow a job that is already running (after a reload), else change nothing."""
+    if studio.jobs.status().running:
+        yield from watch(studio, pickers)
+    else:
+        yield [gr.skip()] * n_outputs
+
+
+def wire_training(studio: Studio, ft: dict[str, Any], pickers: list[gr.Dropdown], demo: gr.Blocks) -> None:
+    """Events of the job (``/train``, ``/cancel``, ``/job_status``); ``pickers`` get the new model when it is saved."""
+    outputs = [*ft["view"], *pickers, ft["train"], ft["cancel"]]
+    n = len(pickers)
+
+    def on_train(*args: Any) -> Iterator[list[Any]]:
+        yield from train_job(studio, *args, pickers=n)
+
+    ft["train"].click(
+        user_errors(on_train),
+        [ft["source"], ft["data_file"], ft["hierarchy_file"], *ft["settings"]],
+        outputs,
+        api_name="train",
+        show_progress="hidden",
+        concurrency_limit=None,
+    )
+    ft["cancel"].click(
+        lambda: studio.jobs.cancel().to_dict(), None, ft["status_json"], api_name="cancel", concurrency_limit=None
+    )
+
+    def follow() -> Iterator[list[Any]]:
+        yield from watch(studio, n)
+
+    ft["status_button"].click(
+        lambda: studio.jobs.status().to_dict(), None, ft["status_json"], api_name="job_status", concurrency_limit=None
+    ).then(follow, None, outputs, api_visibility="private", show_progress="hidden")
+
+    def on_load() -> Iterator[list[Any]]:
+        yield from reattach(studio, n, len(outputs))
+
+    demo.load(on_load, None, outputs, api_visibility="private", show_progress="hidden")

@@ -1,0 +1,143 @@
+"""Predict: text → predicted label paths on the label tree, a ranked table of paths, and an icicle overview."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app import figures
+from app.common import (
+    AUTO_FULL_TREE_LABELS,
+    RULE_CHOICES,
+    VIEW_CHOICES,
+    Studio,
+    clip_text,
+    probability_to_score,
+    user_errors,
+)
+
+__all__ = ["render", "predict", "load_examples"]
+
+PATH_HEADERS = ["rank", "predicted path", "probability", "depth"]
+
+
+def load_examples(files: dict[str, Path]) -> dict[str, str]:
+    """Example texts by display name (``[20ng] alt.atheism · Well, as I remember…``)."""
+    out: dict[str, str] = {}
+    for tag, path in files.items():
+        if not path.is_file():
+            continue
+        for item in json.loads(path.read_text(encoding="utf-8")):
+            label = item.get("label") or item.get("labels") or []
+            leaf = label[-1] if label and isinstance(label[-1], str) else ""
+            words = " ".join(item["text"].split()[:8])
+            out[f"[{tag}] {leaf} · {words}…"] = item["text"]
+    return out
+
+
+def predict(
+    studio: Studio, text: str, model: str, threshold: float = 0.5, rule: str = "paper", view: str = "auto"
+) -> tuple[Any, list[list[Any]], str, dict[str, Any], Any]:
+    """Tree figure, ranked paths table, summary markdown, JSON result, icicle figure for one text."""
+    text, note = clip_text(text, studio.config.max_text_chars)
+    predictor = studio.registry.predictor(model)
+    h = predictor.hierarchy
+    [pred] = predictor.predict(text, threshold=probability_to_score(threshold), rule=rule, all_scores=True)
+    scores = [0.0] * h.num_labels
+    for s in pred.scores:
+        scores[h.index(s.path)] = s.score
+    predicted = [h.index(s.path) for s in pred.labels]
+    prob = {" > ".join(s.path): s.probability for s in pred.scores}
+    rows = [[k + 1, " > ".join(p), round(prob[" > ".join(p)], 4), len(p) - 1] for k, p in enumerate(pred.paths)]
+    lines = []
+    if rows:
+        lines.append(
+            f"**{len(rows)} predicted path{'s' if len(rows) != 1 else ''}** with **{model}** "
+            f"(threshold p > {threshold:.2f})."
+        )
+    else:
+        best = ", ".join(f"{' > '.join(s.path)} ({s.probability:.2f})" for s in pred.scores[:3])
+        lines.append(
+            f"**No label passes the threshold p > {threshold:.2f}.** Closest: {best}. Lower the threshold to see them."
+        )
+    if not pred.consistent:
+        lines.append(
+            "Some predicted labels have an unpredicted parent (the paper's rule scores each level on its own)."
+        )
+    if pred.truncated:
+        lines.append("The text is longer than the model's maximum length; only its beginning was read.")
+    if note:
+        lines.append(note)
+    limit = AUTO_FULL_TREE_LABELS
+    tree = figures.tree_figure(
+        h, scores, predicted, mode=view, threshold=probability_to_score(threshold), title="Label tree"
+    )
+    if view == "auto" and h.num_labels > limit:
+        tree = figures.tree_figure(
+            h,
+            scores,
+            predicted,
+            mode="paths",
+            threshold=probability_to_score(threshold),
+            title="Predicted paths and their siblings",
+        )
+    icicle = figures.icicle_figure(h, scores, title="Every label, coloured by probability")
+    result = pred.to_dict() | {"model": model, "threshold": threshold, "rule": rule}
+    if note:
+        result["note"] = note
+    return tree, rows, "\n\n".join(lines), result, icicle
+
+
+def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
+    """The Predict tab's layout and events (``/predict``)."""
+    examples = load_examples(studio.config.examples)
+    with gr.Row():
+        with gr.Column(scale=2):
+            text = gr.Textbox(
+                elem_id="predict-text", label="Text to classify", lines=8, max_lines=20, placeholder="Paste a document…"
+            )
+            example = gr.Dropdown(
+                elem_id="predict-example",
+                choices=list(examples),
+                value=None,
+                label="Or pick an example",
+                info="Real test-split texts, never seen in training.",
+            )
+            with gr.Row():
+                threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold (probability)")
+                view = gr.Dropdown(choices=list(VIEW_CHOICES.items()), value="auto", label="Tree view")
+            rule = gr.Dropdown(choices=list(RULE_CHOICES.items()), value="paper", label="Consistency rule")
+            button = gr.Button("Classify", variant="primary", elem_id="predict-button")
+        with gr.Column(scale=3):
+            summary = gr.Markdown(elem_id="predict-summary")
+            paths = gr.Dataframe(
+                elem_id="predict-paths", headers=PATH_HEADERS, label="Predicted paths", interactive=False, wrap=True
+            )
+    tree = gr.Plot(label="Label tree", elem_id="predict-tree")
+    with gr.Accordion("Overview of every label (icicle)", open=False):
+        icicle = gr.Plot(label="Icicle")
+    with gr.Accordion("Raw result (JSON)", open=False):
+        raw = gr.JSON(label="Prediction")
+
+    example.change(
+        lambda name: examples.get(name, gr.skip()) if name else gr.skip(), example, text, api_visibility="private"
+    )
+    handler = user_errors(lambda *args: predict(studio, *args))
+    inputs = [text, model_picker, threshold, rule, view]
+    outputs = [tree, paths, summary, raw, icicle]
+    button.click(handler, inputs, outputs, api_name="predict")
+    text.submit(handler, inputs, outputs, api_visibility="private")
+
+    def rerun(*args: Any) -> Any:
+        """Re-classify when a setting changes, once there is text to classify."""
+        if not (args[0] or "").strip():
+            return [gr.skip()] * len(outputs)
+        return handler(*args)
+
+    threshold.release(rerun, inputs, outputs, api_visibility="private")
+    rule.change(rerun, inputs, outputs, api_visibility="private")
+    view.change(rerun, inputs, outputs, api_visibility="private")
+    return {"text": text, "button": button, "tree": tree, "paths": paths, "summary": summary}

@@ -1,0 +1,197 @@
+"""One fine-tuning job from data files to a saved checkpoint: splits, training, evaluation, saving.
+
+The CLI's ``train`` command and the app's fine-tune panel both call ``prepare_splits`` then ``finetune``, so a model
+trained in the browser and one trained on the command line carry the same files and the same metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_message
+from hpt_core.errors import ConfigError
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.metrics import top_level_confusion
+from hpt_core.model import HPTConfig, HPTModel
+from hpt_core.training import TrainConfig, TrainProgress, TrainResult, evaluate_model, score_documents, train
+
+__all__ = ["Splits", "FinetuneResult", "prepare_splits", "finetune", "training_summary", "to_jsonl"]
+
+
+@dataclass
+class Splits:
+    """Train/dev/test sets on one hierarchy, and a sentence saying where the split came from."""
+
+    train: Dataset
+    dev: Dataset
+    test: Dataset
+    origin: str
+
+    def summary(self) -> str:
+        h = self.train.hierarchy
+        return (
+            f"{len(self.train)} train / {len(self.dev)} dev / {len(self.test)} test documents ({self.origin}); "
+            f"{h.num_labels} labels in {h.num_levels} levels."
+        )
+
+
+@dataclass
+class FinetuneResult:
+    """What ``finetune`` returns: where the checkpoint went, its metrics (as in ``metrics.json``) and the run."""
+
+    directory: Path | None  # None when the job was cancelled before anything was saved
+    metrics: dict[str, Any]
+    run: TrainResult
+
+
+def _strip_texts(dataset: Dataset) -> Dataset:
+    for doc in dataset.documents:
+        doc.text = strip_newsgroup_message(doc.text)
+    return dataset
+
+
+def prepare_splits(
+    data: str | Path,
+    hierarchy_file: str | Path | None = None,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    split_seed: int = 0,
+    dev_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    strip_newsgroup_headers: bool = False,
+    source_name: str | None = None,
+) -> Splits:
+    """Read ``data`` (and optional ``dev``/``test`` files) on one hierarchy and split what is not given.
+
+    The hierarchy is ``hierarchy_file`` when given, else the union of the label paths of all files. Splits named in
+    the data (a ``split`` field) are kept; missing dev/test sets are carved from train (seeded, stratified).
+    ``source_name`` replaces the file path in the origin sentence (the app shows the upload's name, not a temp path).
+    """
+    files = [f for f in (data, dev, test) if f]
+    if hierarchy_file:
+        hierarchy = LabelHierarchy.from_taxonomy(hierarchy_file)
+    else:
+        hierarchy = LabelHierarchy.from_paths(p for f in files for r in read_records(f) for p in r.paths)
+    full = load_dataset(data, hierarchy=hierarchy)
+    if strip_newsgroup_headers:
+        full = _strip_texts(full)
+    train_set, dev_set, test_set = split_dataset(
+        full, 0.0 if dev else dev_fraction, 0.0 if test else test_fraction, seed=split_seed
+    )
+    origin = f"seeded split of {source_name or data} (seed {split_seed})"
+    if dev:
+        dev_set = load_dataset(dev, hierarchy=hierarchy)
+        dev_set = _strip_texts(dev_set) if strip_newsgroup_headers else dev_set
+    if test:
+        test_set = load_dataset(test, hierarchy=hierarchy)
+        test_set = _strip_texts(test_set) if strip_newsgroup_headers else test_set
+    if dev and test:
+        origin = "given dev and test files"
+    if len(train_set) == 0:
+        raise ConfigError(
+            f"{source_name or data}: no training documents after splitting; give more data or separate dev/test files."
+        )
+    return Splits(train_set, dev_set, test_set, origin)
+
+
+def training_summary(run: TrainResult, splits: Splits) -> dict[str, Any]:
+    """The ``training`` block of ``metrics.json``: steps, time, device, split sizes, label counts, history."""
+    h = splits.train.hierarchy
+    counts = splits.train.label_counts()
+    return {
+        "steps": run.steps,
+        "best_step": run.best_step,
+        "epochs_run": round(run.epochs_run, 3),
+        "seconds": round(run.seconds, 1),
+        "stopped_early": run.stopped_early,
+        "cancelled": run.cancelled,
+        "device": run.device,
+        "train_documents": len(splits.train),
+        "dev_documents": len(splits.dev),
+        "test_documents": len(splits.test),
+        "splits": splits.origin,
+        "label_counts": {h.path_string(i): c for i, c in enumerate(counts)},
+        "history": run.history,
+    }
+
+
+def finetune(
+    splits: Splits,
+    model_config: HPTConfig,
+    train_config: TrainConfig,
+    out: str | Path | None,
+    provenance: dict[str, Any] | None = None,
+    callback: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    weights: str = "float32",
+    overwrite: bool = False,
+    low_resource_fraction: float | None = None,
+    save_if_cancelled: bool = False,
+    description: str | None = None,
+    save_test_split: bool = False,
+) -> FinetuneResult:
+    """Train a fresh model on ``splits``, evaluate it on dev and test, and save it to ``out`` with its metrics.
+
+    The test metrics carry ``top_level_confusion`` (gold top-level label → predicted top-level labels). A cancelled
+    run is saved only with ``save_if_cancelled`` (the best state so far); ``out=None`` saves nothing.
+    ``save_test_split`` stores the test documents as ``test.jsonl`` beside the weights (the app's Evaluate tab).
+    """
+    train_set = splits.train
+    if low_resource_fraction is not None:
+        train_set = low_resource(train_set, low_resource_fraction, seed=train_config.seed)
+        splits = Splits(train_set, splits.dev, splits.test, splits.origin)
+    model = HPTModel.from_backbone(model_config, train_set.hierarchy)
+    dev_set = splits.dev if len(splits.dev) else None
+    run = train(model, train_set, dev_set, train_config, callback=callback, cancel=cancel)
+    counts = train_set.label_counts()
+    metrics: dict[str, Any] = {}
+    if not run.cancelled or save_if_cancelled:
+        if len(splits.dev):
+            metrics["dev"] = evaluate_model(model, splits.dev, train_config.eval_batch_size, counts).to_dict()
+        if len(splits.test):
+            metrics["test"] = _test_metrics(model, splits.test, train_config.eval_batch_size, counts)
+    metrics["training"] = training_summary(run, splits)
+    directory = None
+    if out is not None and (not run.cancelled or save_if_cancelled):
+        config = train_config.to_dict() | {"variant": model_config.variant_name} | dict(provenance or {})
+        extra = {"test.jsonl": to_jsonl(splits.test)} if save_test_split and len(splits.test) else None
+        directory = model.save_pretrained(
+            out,
+            metrics=metrics,
+            train_config=config,
+            overwrite=overwrite,
+            weights=weights,
+            description=description,
+            extra_files=extra,
+        )
+    return FinetuneResult(directory, metrics, run)
+
+
+def to_jsonl(dataset: Dataset) -> str:
+    """The documents as JSON lines ``{"text", "labels"}`` (labels as paths), readable by ``load_dataset``."""
+    h = dataset.hierarchy
+    lines = []
+    for doc in dataset.documents:
+        chosen = set(doc.labels)
+        ends = [i for i in doc.labels if not any(c in chosen for c in h.children(i))]
+        lines.append(json.dumps({"text": doc.text, "labels": [h.path(i) for i in ends]}, ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def _test_metrics(model: HPTModel, test_set: Dataset, batch_size: int, counts: list[int]) -> dict[str, Any]:
+    from hpt_core.metrics import evaluate_sets
+
+    scores = score_documents(model, [d.text for d in test_set.documents], batch_size)  # (N, C)
+    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
+    gold = [d.labels for d in test_set.documents]
+    report = evaluate_sets(gold, predicted, model.hierarchy, train_counts=counts).to_dict()
+    labels, matrix = top_level_confusion(gold, predicted, model.hierarchy)
+    report["top_level_confusion"] = {"labels": labels, "matrix": matrix}
+    return report
