@@ -7,7 +7,9 @@ no tensor arithmetic lives here.
 from __future__ import annotations
 
 import html
+import logging
 import threading
+import time
 from typing import Any
 
 import gradio as gr
@@ -17,6 +19,8 @@ from app.config import AppConfig
 from app.tabs import compare, evaluate, explorer, finetune, hierarchy, predict
 
 __all__ = ["build_demo", "launch_options", "AppConfig", "Studio"]
+
+log = logging.getLogger("hpt_studio")
 
 CSS = """
 .hpt-header h1 {margin-bottom: 0}
@@ -41,14 +45,34 @@ def _model_info(studio: Studio, name: str | None) -> str:
         template, template
     )
     parts = [
-        f"**{html.escape(name)}**: {method} on `{html.escape(str(config.get('backbone', '?')))}`, {h.num_labels} labels in {h.num_levels} levels"
+        f"**{html.escape(name)}**: {method} on `{html.escape(str(config.get('backbone', '?')))}`, "
+        f"{h.num_labels} labels in {h.num_levels} levels"
     ]
     test = metrics.get("test")
     if test:
         parts.append(
-            f"test micro-F1 {100 * test['micro_f1']:.1f} %, macro-F1 {100 * test['macro_f1']:.1f} % ({test['n_documents']:,} documents)"
+            f"test micro-F1 {100 * test['micro_f1']:.1f} %, macro-F1 {100 * test['macro_f1']:.1f} % "
+            f"({test['n_documents']:,} documents)"
         )
     return " · ".join(parts)
+
+
+def _warm_up(studio: Studio, name: str, map_delay: float = 20.0) -> None:
+    """Load the default model now; a little later fit its label-word map (UMAP compiles on first use, ~30 s)."""
+    try:
+        studio.registry.predictor(name)
+        if studio.registry.has_label_words(name):
+            time.sleep(map_delay)
+            studio.registry.word_map(name)
+    except Exception:  # noqa: BLE001 - a failed warm-up only means the first request pays for it
+        log.exception("warming up %s failed", name)
+
+
+def _open_in_explorer(rows: Any, event: gr.SelectData) -> tuple[Any, Any]:
+    """A selected predicted path opens its deepest label in the label-word explorer."""
+    row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+    path = rows.iloc[int(row), 1] if hasattr(rows, "iloc") else rows[int(row)][1]
+    return gr.update(value=path), gr.Tabs(selected="explorer")
 
 
 def build_demo(config: AppConfig | None = None, studio: Studio | None = None) -> gr.Blocks:
@@ -57,7 +81,7 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
     names = studio.registry.names()
     default = names[0] if names else None
     if default:  # load the default model while the page is being served, so the first request is fast
-        threading.Thread(target=studio.registry.predictor, args=(default,), daemon=True, name="warm-up").start()
+        threading.Thread(target=_warm_up, args=(studio, default), daemon=True, name="warm-up").start()
 
     with gr.Blocks(title="HPT Studio") as demo:
         gr.Markdown(INTRO, elem_classes="hpt-header")
@@ -68,7 +92,7 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
             model_info = gr.Markdown(_model_info(studio, default))
         with gr.Tabs() as tabs:
             with gr.Tab("Predict", id="predict"):
-                predict.render(studio, model_picker)
+                pred = predict.render(studio, model_picker)
             with gr.Tab("Label words", id="explorer"):
                 exp = explorer.render(studio, model_picker)
             with gr.Tab("Fine-tune", id="finetune"):
@@ -80,6 +104,7 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
             with gr.Tab("Evaluate", id="evaluate"):
                 ev = evaluate.render(studio, model_picker)
         finetune.wire_training(studio, ft, [model_picker, *cmp["pickers"]], demo)
+        pred["paths"].select(_open_in_explorer, pred["paths"], [exp["label"], tabs], api_visibility="private")
         model_picker.change(
             user_errors(lambda n: _model_info(studio, n)), model_picker, model_info, api_visibility="private"
         )

@@ -54,7 +54,8 @@ def _check_size(path: Path, name: str, limit_mb: int) -> None:
     size = path.stat().st_size
     if size > limit_mb * 1024 * 1024:
         raise HPTError(
-            f"{name}: the file is {size / 1024 / 1024:.1f} MB, over this app's limit of {limit_mb} MB; upload a smaller sample."
+            f"{name}: the file is {size / 1024 / 1024:.1f} MB, over this app's limit of {limit_mb} MB; "
+            "upload a smaller sample."
         )
 
 
@@ -74,7 +75,8 @@ def validate_upload(
         problems = [p.replace(str(hierarchy), hierarchy.name) for p in problems]
     if report.n_documents > studio.config.max_documents:
         problems.append(
-            f"{name}: {report.n_documents:,} documents is over this app's limit of {studio.config.max_documents:,}; use a sample."
+            f"{name}: {report.n_documents:,} documents is over this app's limit of "
+            f"{studio.config.max_documents:,}; use a sample."
         )
     if report.n_labels > studio.config.max_labels:
         problems.append(f"{name}: {report.n_labels:,} labels is over this app's limit of {studio.config.max_labels:,}.")
@@ -93,14 +95,16 @@ def validate_upload(
         )
     if found:
         lines.append(
-            f"**{found} problem{'s' if found != 1 else ''} found; training is disabled until they are fixed.** Each line says where and how to fix it."
+            f"**{found} problem{'s' if found != 1 else ''} found; training is disabled until they are fixed.** "
+            "Each line says where and how to fix it."
         )
     else:
         lines.append("**No problems found: ready to train.**")
     rare = [path for path, count in report.label_counts.items() if count == 0]
     if rare and not found:
         lines.append(
-            f"{len(rare)} label(s) of the hierarchy have no document (e.g. {esc(rare[0])}); the model will rarely predict them."
+            f"{len(rare)} label(s) of the hierarchy have no document (e.g. {esc(rare[0])}); "
+            "the model will rarely predict them."
         )
     result = report.to_dict() | {"source": name, "problems": problems, "problems_found": found, "ok": found == 0}
     return "\n\n".join(lines), [[k + 1, p] for k, p in enumerate(problems)], result
@@ -121,7 +125,8 @@ def estimate(
     seconds = estimate_seconds(n_train, int(epochs), int(batch_size), int(max_length), backbone, studio.config)
     where = "CPU" if device.startswith("CPU") else "GPU (much faster than this CPU estimate)"
     return (
-        f"Training runs on **{device}**. About **{_duration(seconds)}** on a 2-core CPU for {n_train:,} training documents "
+        f"Training runs on **{device}**. About **{_duration(seconds)}** on a 2-core CPU for {n_train:,} "
+        "training documents "
         f"× {int(epochs)} epochs ({where}); early stopping may end it sooner."
     )
 
@@ -143,7 +148,8 @@ def _progress_html(state: JobState) -> str:
         '<div class="hpt-progress">'
         f'<div style="background:#e8eef3;border-radius:6px;height:14px;overflow:hidden">'
         f'<div style="width:{100 * fraction:.1f}%;background:{colour};height:14px"></div></div>'
-        f'<div style="font-size:0.9em;margin-top:4px">{html.escape(state.state)} · step {state.step}/{state.total_steps}'
+        '<div style="font-size:0.9em;margin-top:4px">'
+        f"{html.escape(state.state)} · step {state.step}/{state.total_steps}"
         f" · {_duration(state.elapsed_seconds)} elapsed{eta}</div></div>"
     )
 
@@ -158,7 +164,8 @@ def _status_markdown(state: JobState) -> str:
 
 
 def _view(studio: Studio, state: JobState, pickers: int) -> list[Any]:
-    """Output values for one job snapshot: progress, status, curves, depth bars, confusion, download, pickers, buttons."""
+    """Output values of one job snapshot: progress, status, curves, depth bars, confusion, download, pickers,
+    buttons."""
     curves = figures.training_curves_figure(state.steps, state.losses, state.evals)
     depth = confusion = gr.skip()
     download = gr.update(visible=False)
@@ -239,7 +246,8 @@ def train_job(
     _, _, report = validate_upload(studio, source, data_file, hierarchy_file)
     if not report["ok"]:
         raise HPTError(
-            f"{report['source']}: {report['problems_found']} problem(s) in the data; fix them (see the validation report) before training."
+            f"{report['source']}: {report['problems_found']} problem(s) in the data; fix them (see the validation "
+            "report) before training."
         )
     data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
     request = JobRequest(
