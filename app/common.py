@@ -7,6 +7,7 @@ its traceback on the server and shown to the user as one short sentence, never a
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 import math
@@ -56,8 +57,10 @@ class Studio:
 
 
 def _message(error: Exception) -> str:
+    """The sentence the user sees. Gradio renders error messages as HTML, and ours quote user data (file and label
+    names), so ``<``, ``>`` and ``&`` are escaped: a label named ``<img ...>`` shows as text, never as an element."""
     if isinstance(error, HPTError):
-        return str(error)
+        return html.escape(str(error), quote=False)
     log.exception("unexpected error in a handler", exc_info=error)
     return f"Something went wrong ({type(error).__name__}); the server log has the details. Please try again."
 

@@ -224,7 +224,7 @@ def tree_figure(
             colorscale=SCORE_COLORSCALE,
             cmin=0.0,
             cmax=1.0,
-            size=[8 + 18 * p for p in probs],
+            size=[8 + 12 * p for p in probs],
             colorbar={"title": {"text": "probability"}, "thickness": 12, "len": 0.6},
         )
     else:
@@ -254,7 +254,10 @@ def tree_figure(
             mode="markers+text",
             marker=marker,
             text=[_short(hierarchy.name(i)) for i in labels],
-            textposition="middle right",
+            # inner labels above their node (their outgoing edge would strike the name through), leaves to the right
+            textposition=[
+                "middle right" if not any(c in pos for c in hierarchy.children(i)) else "top center" for i in labels
+            ],
             textfont={"size": 11},
             hovertext=hovers,
             hoverinfo="text",
@@ -281,7 +284,7 @@ def tree_figure(
         )
     max_x = int(max(x for x, _ in pos.values()))
     leaves = sum(1 for node in labels if not any(c in pos for c in hierarchy.children(node)))
-    _style(fig, "tree", title, height or max(360, 22 * leaves))
+    _style(fig, "tree", title, height or max(360, 120 + 26 * leaves))
     fig.update_layout(
         showlegend=bool(legend),
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
@@ -290,7 +293,7 @@ def tree_figure(
     fig.update_xaxes(
         tickvals=list(range(max_x + 1)),
         ticktext=[ROOT] + [f"depth {d}" for d in range(max_x)],
-        range=[-0.3, max_x + 1.3],
+        range=[-0.3, max_x + 1.0],
         showgrid=False,
         zeroline=False,
     )
@@ -368,7 +371,8 @@ def icicle_figure(
             maxdepth=min(hierarchy.num_levels + 1, 4),
         )
     )
-    return _style(fig, "icicle", title, max(360, 40 + 26 * len(hierarchy.children(None))))
+    fig.update_traces(textfont={"size": 13}, insidetextfont={"size": 13})
+    return _style(fig, "icicle", title, max(520, 40 + 40 * len(hierarchy.children(None))))
 
 
 # ---------------------------------------------------------------------------------------------------- label words
@@ -411,12 +415,13 @@ def label_word_map_figure(
     if selected is not None:
         (label,) = _check_ids(hierarchy, [selected])
         sx, sy = float(xy[label, 0]), float(xy[label, 1])
+        wheel = _word_wheel(xy, (sx, sy), neighbours)
         if neighbours:
             line_x: list[float | None] = []
             line_y: list[float | None] = []
-            for _, _, wx, wy in neighbours:
-                line_x += [sx, float(wx), None]
-                line_y += [sy, float(wy), None]
+            for wx, wy in wheel:
+                line_x += [sx, wx, None]
+                line_y += [sy, wy, None]
             fig.add_trace(
                 go.Scatter(
                     x=line_x,
@@ -426,6 +431,24 @@ def label_word_map_figure(
                     name="neighbour links",
                     hoverinfo="skip",
                     showlegend=False,
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=[w[0] for w in wheel],
+                    y=[w[1] for w in wheel],
+                    mode="markers+text",
+                    name="nearest words",
+                    marker={"color": GREY, "size": 5},
+                    text=[_esc(n[0]) for n in neighbours],
+                    textposition=["middle right" if wx >= sx else "middle left" for wx, _ in wheel],
+                    textfont={"size": 11, "color": "#424242"},
+                    hovertext=[
+                        f"{_esc(n[0])}<br>similarity {float(n[1]):.3f}<br>(placed around the label by similarity; "
+                        "closer = more similar)"
+                        for n in neighbours
+                    ],
+                    hoverinfo="text",
                 )
             )
         fig.add_trace(
@@ -448,25 +471,30 @@ def label_word_map_figure(
         fig.add_annotation(
             x=sx, y=sy, text=f"<b>{_short(hierarchy.name(label))}</b>", showarrow=True, arrowhead=0, ax=0, ay=-28
         )
-    if neighbours:
-        fig.add_trace(
-            go.Scatter(
-                x=[float(n[2]) for n in neighbours],
-                y=[float(n[3]) for n in neighbours],
-                mode="markers+text",
-                name="nearest words",
-                marker={"color": GREY, "size": 5},
-                text=[_esc(n[0]) for n in neighbours],
-                textposition="top center",
-                textfont={"size": 10, "color": "#616161"},
-                hovertext=[f"{_esc(n[0])}<br>similarity {float(n[1]):.3f}" for n in neighbours],
-                hoverinfo="text",
-            )
-        )
     _style(fig, "label-word-map", "", 520)
     fig.update_xaxes(title_text="UMAP 1", showticklabels=False, zeroline=False)
     fig.update_yaxes(title_text="UMAP 2", showticklabels=False, zeroline=False)
     return fig
+
+
+def _word_wheel(
+    xy: np.ndarray, centre: tuple[float, float], neighbours: Sequence[tuple[str, float, float, float]]
+) -> list[tuple[float, float]]:
+    """Display positions of the nearest words: evenly spread around the selected label, nearer when more similar.
+
+    Nearest words sit almost on top of their label in the UMAP plane, so their own coordinates would pile up into
+    an unreadable blob; the wheel keeps the order and the similarity readable.
+    """
+    if not neighbours:
+        return []
+    span = float(np.ptp(xy, axis=0).max()) if len(xy) > 1 else 1.0
+    span = span or 1.0
+    out = []
+    for k, (_, similarity, _, _) in enumerate(neighbours):
+        angle = 2 * math.pi * k / len(neighbours) + math.pi / 2
+        radius = span * (0.08 + 0.22 * (1 - max(0.0, min(1.0, float(similarity)))))
+        out.append((centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
@@ -518,7 +546,7 @@ def training_curves_figure(steps: Sequence[int], losses: Sequence[float], evals:
         )
     _style(fig, "training", "", 380)
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0}, hovermode="x unified")
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text="step", tickformat="d", rangemode="tozero")
     fig.update_yaxes(title_text="training loss", secondary_y=False)
     fig.update_yaxes(title_text="dev F1 (%)", range=[0, 100], showgrid=False, secondary_y=True)
     return fig

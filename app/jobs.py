@@ -305,4 +305,5 @@ class JobManager:
             metrics=result.metrics,
             device=result.run.device,
             step=result.run.steps,
+            elapsed_seconds=result.run.seconds,
         )

@@ -19,7 +19,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from tests.conftest import REPO, TINY_BACKBONE_CHOICE  # noqa: E402
 
-DEMO = "Demo dataset: 1,000 Web of Science abstracts, 141 labels"
+DEMO = "Demo dataset (real Web of Science abstracts)"
 UPLOAD = "Upload my own data"
 EXAMPLES = json.loads((REPO / "assets" / "examples" / "20ng.json").read_text(encoding="utf-8"))
 
@@ -212,5 +212,5 @@ def test_mistakes_of_the_demo_model(client: Client) -> None:
     summary, table, *_ = client.predict("20ng-hpt", 0.5, api_name="/mistakes")
     assert "of 197 documents" in summary
     assert 10 < len(table["data"]) < 197
-    row = table["data"][0]
-    assert row[1] != row[2]  # gold and predicted differ
+    number, text, gold, predicted = table["data"][0]
+    assert number == 1 and text and gold != predicted

@@ -218,7 +218,7 @@ def test_tree_figure_without_scores_and_axes(ng: LabelHierarchy, wos: LabelHiera
     nodes = node_trace(fig)
     assert nodes.marker.color == "#9e9e9e" and nodes.marker.colorbar.title.text is None
     assert len(fig.data[1].x) == 0  # nothing predicted, nothing highlighted
-    assert fig.layout.height == max(360, 22 * 20)
+    assert fig.layout.height == max(360, 120 + 26 * 20)  # grows with the 20 visible leaves
     assert list(fig.layout.xaxis.ticktext) == ["Root", "depth 0", "depth 1"]
     assert fig.layout.yaxis.visible is False
     (root,) = [t for t in fig.data if t.name == "Root"]
@@ -329,6 +329,9 @@ def test_label_word_map_with_real_label_words(ng: LabelHierarchy, real: dict) ->
     assert len(links.x) == 3 * len(neighbours) and links.x[0] == pytest.approx(coords[selected, 0])
     (near,) = [t for t in fig.data if t.name == "nearest words"]
     assert list(near.text) == [w for w, _ in words.words]
+    # the words sit around the star, nearer when more similar (their UMAP points would pile onto it)
+    distance = np.hypot(np.asarray(near.x) - coords[selected, 0], np.asarray(near.y) - coords[selected, 1])
+    assert np.all(np.diff(distance) >= -1e-9) and distance.min() > 0
     assert fig.layout.xaxis.title.text == "UMAP 1" and fig.layout.yaxis.showticklabels is False
     assert len(label_word_map_figure(ng, coords).data) == len(tops)
 

@@ -14,7 +14,7 @@ from hpt_core.errors import HPTError
 
 __all__ = ["render", "metrics_view", "find_mistakes", "mistake_tree", "MISTAKE_HEADERS"]
 
-MISTAKE_HEADERS = ["#", "gold", "predicted", "text"]
+MISTAKE_HEADERS = ["#", "text", "gold", "predicted"]
 
 
 def _pct(value: float | None) -> str:
@@ -54,7 +54,9 @@ def metrics_view(studio: Studio, model: str) -> tuple[str, Any, Any]:
     depth = figures.per_depth_figure({"test" if "test" in metrics else "dev": test["per_depth"]}) if test else None
     confusion = None
     conf = test.get("top_level_confusion")
-    if conf:
+    if not conf:
+        lines.append("The top-level confusion appears when you look for the test documents it gets wrong (below).")
+    else:
         confusion = figures.confusion_figure(
             conf["labels"][: len(conf["matrix"])], conf["matrix"], columns=conf["labels"]
         )
@@ -63,10 +65,12 @@ def metrics_view(studio: Studio, model: str) -> tuple[str, Any, Any]:
 
 def find_mistakes(
     studio: Studio, model: str, threshold: float = 0.5
-) -> tuple[str, list[list[Any]], list[dict[str, Any]]]:
-    """Score the model's evaluation documents; a summary, the table of mistakes, and their details (for the tree)."""
+) -> tuple[str, list[list[Any]], list[dict[str, Any]], Any]:
+    """Score the model's evaluation documents: a summary, the table of mistakes, their details (for the tree) and
+    the top-level confusion of these documents."""
     from app.common import probability_to_score
     from hpt_core.data import load_dataset
+    from hpt_core.metrics import top_level_confusion
 
     path = studio.registry.eval_file(model)
     if path is None:
@@ -79,20 +83,31 @@ def find_mistakes(
     report, mistakes = predictor.evaluate(dataset, threshold=probability_to_score(threshold))
     summary = (
         f"**{len(mistakes)} of {report.n_documents} documents** have a predicted label set different from the gold one "
-        f"(micro-F1 {_pct(report.micro_f1)}, macro-F1 {_pct(report.macro_f1)} on these documents, {path.name}). "
+        f"(micro-F1 {_pct(report.micro_f1)}, macro-F1 {_pct(report.macro_f1)} on these documents of `{path.name}`). "
         "Select a row to see it on the tree."
     )
     rows = [
         [
             k + 1,
+            " ".join(m.text.split())[:160] + ("…" if len(m.text) > 160 else ""),
             "; ".join(" > ".join(p) for p in m.gold_paths),
             "; ".join(" > ".join(p) for p in m.predicted_paths) or "(nothing)",
-            " ".join(m.text.split())[:300],
         ]
         for k, m in enumerate(mistakes)
     ]
     details = [{"gold": m.gold, "predicted": m.predicted, "scores": m.scores} for m in mistakes]
-    return summary, rows, details
+    h = predictor.hierarchy
+    by_text = {m.text: m.predicted for m in mistakes}
+    gold = [d.labels for d in dataset.documents]
+    predicted = [by_text.get(d.text, h.closure(d.labels)) for d in dataset.documents]  # right ones: predicted = gold
+    labels, matrix = top_level_confusion(gold, predicted, h)
+    confusion = figures.confusion_figure(
+        labels[: len(matrix)],
+        matrix,
+        title=f"Top-level confusion on these {report.n_documents} documents",
+        columns=labels,
+    )
+    return summary, rows, details, confusion
 
 
 def mistake_tree(studio: Studio, model: str, details: list[dict[str, Any]], index: int) -> Any:
@@ -119,7 +134,14 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
         threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold (probability)")
         button = gr.Button("Find the test documents it gets wrong", variant="primary")
     mistakes_md = gr.Markdown()
-    table = gr.Dataframe(headers=MISTAKE_HEADERS, label="Mistakes", interactive=False, wrap=True, max_height=360)
+    table = gr.Dataframe(
+        headers=MISTAKE_HEADERS,
+        label="Mistakes",
+        interactive=False,
+        wrap=True,
+        max_height=420,
+        column_widths=["6%", "54%", "20%", "20%"],
+    )
     tree = gr.Plot(label="Gold vs predicted")
     details = gr.State([])
 
@@ -128,7 +150,7 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
     button.click(
         user_errors(lambda m, t: find_mistakes(studio, m, t)),
         [model_picker, threshold],
-        [mistakes_md, table, details],
+        [mistakes_md, table, details, confusion_plot],
         api_name="mistakes",
     )
 

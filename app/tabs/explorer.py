@@ -12,7 +12,7 @@ from hpt_core.errors import HPTError
 
 __all__ = ["render", "explain", "word_map_figure", "label_choices"]
 
-WORD_HEADERS = ["rank", "after training", "similarity", "before training", "similarity (before)"]
+WORD_HEADERS = ["#", "after training", "cosine", "as initialised", "cosine (init)"]
 
 
 def label_choices(studio: Studio, model: str) -> list[str]:

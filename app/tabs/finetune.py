@@ -29,7 +29,7 @@ __all__ = [
     "PROBLEM_HEADERS",
 ]
 
-DEMO = "Demo dataset: 1,000 Web of Science abstracts, 141 labels"
+DEMO = "Demo dataset (real Web of Science abstracts)"
 UPLOAD = "Upload my own data"
 PROBLEM_HEADERS = ["#", "problem"]
 MAX_PROBLEMS_SHOWN = 200
@@ -167,17 +167,19 @@ def _view(studio: Studio, state: JobState, pickers: int) -> list[Any]:
     """Output values of one job snapshot: progress, status, curves, depth bars, confusion, download, pickers,
     buttons."""
     curves = figures.training_curves_figure(state.steps, state.losses, state.evals)
-    depth = confusion = gr.skip()
+    depth = confusion = gr.update(visible=False)
     download = gr.update(visible=False)
     picker = [gr.skip()] * pickers
     if state.state == "finished" and state.model_name:
         test = state.metrics.get("test") or state.metrics.get("dev")
         if test:
-            depth = figures.per_depth_figure({"test": test["per_depth"]})
+            depth = gr.update(value=figures.per_depth_figure({"test": test["per_depth"]}), visible=True)
             conf = test.get("top_level_confusion")
             if conf:
                 rows = conf["labels"][: len(conf["matrix"])]
-                confusion = figures.confusion_figure(rows, conf["matrix"], columns=conf["labels"])
+                confusion = gr.update(
+                    value=figures.confusion_figure(rows, conf["matrix"], columns=conf["labels"]), visible=True
+                )
         download = gr.update(value=str(_zip(studio, state.model_name)), visible=True)
         names = studio.registry.names()
         picker = [gr.update(choices=names)] * pickers
@@ -297,6 +299,7 @@ def render(studio: Studio) -> dict[str, Any]:
                 interactive=False,
                 wrap=True,
                 max_height=300,
+                visible=False,
             )
             report_json = gr.JSON(visible=False)
     with gr.Accordion("Settings", open=True):
@@ -321,8 +324,8 @@ def render(studio: Studio) -> dict[str, Any]:
     status_md = gr.Markdown(elem_id="ft-status")
     curves = gr.Plot(label="Training loss and dev F1", elem_id="ft-curves")
     with gr.Row():
-        depth_plot = gr.Plot(label="Test F1 per depth")
-        confusion_plot = gr.Plot(label="Top-level confusion (test)")
+        depth_plot = gr.Plot(label="Test F1 per depth", visible=False)
+        confusion_plot = gr.Plot(label="Top-level confusion (test)", visible=False)
     download = gr.DownloadButton("Download the model (.zip)", visible=False)
     status_json = gr.JSON(visible=False)
 
@@ -339,6 +342,8 @@ def render(studio: Studio) -> dict[str, Any]:
         [source, data_file, hierarchy_file],
         [report_md, problems, report_json, train_button],
         api_name="validate",
+    ).then(
+        lambda r: gr.update(visible=bool(r) and not r.get("ok", True)), report_json, problems, api_visibility="private"
     ).then(
         lambda r, e, b, m, bb: estimate(studio, r, e, b, m, bb),
         [report_json, epochs, batch_size, max_length, backbone],

@@ -94,10 +94,10 @@ def predict(
 def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
     """The Predict tab's layout and events (``/predict``)."""
     examples = load_examples(studio.config.examples)
-    with gr.Row():
-        with gr.Column(scale=2):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
             text = gr.Textbox(
-                elem_id="predict-text", label="Text to classify", lines=8, max_lines=20, placeholder="Paste a document…"
+                elem_id="predict-text", label="Text to classify", lines=7, max_lines=20, placeholder="Paste a document…"
             )
             example = gr.Dropdown(
                 elem_id="predict-example",
@@ -106,16 +106,23 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
                 label="Or pick an example",
                 info="Real test-split texts, never seen in training.",
             )
-            with gr.Row():
-                threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold (probability)")
-                view = gr.Dropdown(choices=list(VIEW_CHOICES.items()), value="auto", label="Tree view")
-            rule = gr.Dropdown(choices=list(RULE_CHOICES.items()), value="paper", label="Consistency rule")
             button = gr.Button("Classify", variant="primary", elem_id="predict-button")
-        with gr.Column(scale=3):
+        with gr.Column(scale=1):
             summary = gr.Markdown(elem_id="predict-summary")
             paths = gr.Dataframe(
-                elem_id="predict-paths", headers=PATH_HEADERS, label="Predicted paths", interactive=False, wrap=True
+                elem_id="predict-paths",
+                headers=PATH_HEADERS,
+                label="Predicted paths (select one to see its label words)",
+                interactive=False,
+                wrap=True,
+                column_widths=["10%", "60%", "18%", "12%"],
             )
+            threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold: predict labels with p above")
+            with gr.Row():
+                view = gr.Dropdown(choices=list(VIEW_CHOICES.items()), value="auto", label="Tree view", min_width=260)
+                rule = gr.Dropdown(
+                    choices=list(RULE_CHOICES.items()), value="paper", label="Consistency rule", min_width=260
+                )
     tree = gr.Plot(label="Label tree", elem_id="predict-tree")
     with gr.Accordion("Overview of every label (icicle)", open=False):
         icicle = gr.Plot(label="Icicle")
