@@ -546,7 +546,9 @@ def training_curves_figure(steps: Sequence[int], losses: Sequence[float], evals:
         )
     _style(fig, "training", "", 380)
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0}, hovermode="x unified")
-    fig.update_xaxes(title_text="step", tickformat="d", rangemode="tozero")
+    fig.update_xaxes(title_text="step", rangemode="tozero")
+    if steps and max(steps) < 10:  # whole steps only (plotly would tick 0.5, 1.5, …)
+        fig.update_xaxes(dtick=1)
     fig.update_yaxes(title_text="training loss", secondary_y=False)
     fig.update_yaxes(title_text="dev F1 (%)", range=[0, 100], showgrid=False, secondary_y=True)
     return fig

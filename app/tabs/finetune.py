@@ -87,12 +87,14 @@ def validate_upload(
         f"**{report.n_documents:,} documents** without problems · **{report.n_labels} labels** · labels per depth: "
         + (", ".join(f"depth {d}: {n}" for d, n in enumerate(report.labels_per_depth)) or "none")
     )
-    if report.splits:
+    if set(report.splits) - {"unsplit"}:
         lines.append(
             "Splits: "
             + ", ".join(f"{k} {v:,}" for k, v in report.splits.items())
             + " (missing dev/test sets are carved from train, seeded)."
         )
+    elif report.n_documents:
+        lines.append("No `split` column: training makes a seeded, stratified 80/10/10 train/dev/test split.")
     if found:
         lines.append(
             f"**{found} problem{'s' if found != 1 else ''} found; training is disabled until they are fixed.** "
