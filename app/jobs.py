@@ -55,6 +55,7 @@ class JobRequest:
     max_length: int = 128
     lr: float = 1e-4
     seed: int = 0
+    adapt_steps: int = 0  # > 0: first adapt the backbone to the training texts (masked LM, this many steps)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class JobState:
     id: str = ""
     state: str = "idle"  # idle | starting | running | finished | cancelled | failed
     message: str = "No fine-tune job has run yet."
+    phase: str = ""  # "adapting the backbone" | "training"
     step: int = 0
     total_steps: int = 0
     epoch: int = 0
@@ -77,6 +79,7 @@ class JobState:
     losses: list[float] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    adapt: dict[str, Any] = field(default_factory=dict)  # masked-LM adaptation summary, when asked for
     error: str | None = None
 
     @property
@@ -204,7 +207,7 @@ class JobManager:
 
     def _worker(self, request: JobRequest, data: Path, hierarchy: Path | None, workdir: Path, job_id: str) -> None:
         try:
-            self._run(request, data, hierarchy, job_id)
+            self._run(request, data, hierarchy, job_id, workdir)
         except HPTError as e:
             self._finish("failed", str(e), error=str(e))
         except MemoryError:
@@ -223,7 +226,57 @@ class JobManager:
 
             gc.collect()
 
-    def _train(self, request: JobRequest, data: Path, hierarchy: Path | None, job_id: str) -> None:
+    def _adapt(self, request: JobRequest, texts: list[str], out: Path) -> bool:
+        """Continued masked LM on the training texts; False when cancelled (then nothing is trained or saved)."""
+        from hpt_core.finetune import adapt_backbone
+
+        steps = request.adapt_steps
+
+        def progress(event: Any) -> None:
+            with self._lock:
+                s = self._state
+                s.state, s.phase, s.step, s.total_steps = (
+                    "running",
+                    "adapting the backbone",
+                    event.step,
+                    event.total_steps,
+                )
+                s.elapsed_seconds = event.elapsed_seconds
+                if event.phase == "train":
+                    s.eta_seconds = event.elapsed_seconds / max(event.step, 1) * (event.total_steps - event.step)
+                    if not self._cancel.is_set():
+                        s.message = f"Adapting the backbone to your texts (masked LM): step {event.step}/{steps}"
+                elif event.message:
+                    s.message = f"Adapting the backbone: {event.message}"
+
+        self._update(phase="adapting the backbone", message=f"Adapting {request.backbone} to your texts…")
+        result = adapt_backbone(
+            request.backbone,
+            texts,
+            out,
+            steps=steps,
+            batch_size=request.batch_size,
+            max_length=request.max_length,
+            seed=request.seed,
+            callback=progress,
+            cancel=self._cancel,
+        )
+        if result.cancelled:
+            self._finish(
+                "cancelled", f"Cancelled while adapting the backbone (step {result.steps}); nothing was saved."
+            )
+            return False
+        self._update(
+            adapt={
+                "steps": result.steps,
+                "seconds": result.seconds,
+                "masked_top1_before": result.masked_top1_before,
+                "masked_top1_after": result.masked_top1_after,
+            }
+        )
+        return True
+
+    def _train(self, request: JobRequest, data: Path, hierarchy: Path | None, job_id: str, workdir: Path) -> None:
         from hpt_core.finetune import finetune, prepare_splits
         from hpt_core.model import HPTConfig
         from hpt_core.training import TrainConfig
@@ -237,7 +290,13 @@ class JobManager:
                 f"{request.source_name}: {n_labels} labels is over this app's limit of {self.config.max_labels}."
             )
         self._update(data_summary=splits.summary(), message="Loading the backbone…")
-        model_config = HPTConfig.for_variant(request.variant, backbone=request.backbone, max_length=request.max_length)
+        backbone, label = request.backbone, None
+        if request.adapt_steps > 0:
+            adapted = workdir / "adapted-backbone"
+            if not self._adapt(request, [d.text for d in splits.train.documents], adapted):
+                return
+            backbone, label = str(adapted), f"{request.backbone} + {request.adapt_steps} masked-LM steps on the data"
+        model_config = HPTConfig.for_variant(request.variant, backbone=backbone, max_length=request.max_length)
         train_config = TrainConfig(
             epochs=request.epochs,
             batch_size=request.batch_size,
@@ -250,7 +309,8 @@ class JobManager:
         def progress(event: Any) -> None:
             with self._lock:
                 s = self._state
-                s.state, s.step, s.total_steps, s.epoch = "running", event.step, event.total_steps, event.epoch
+                s.state, s.phase, s.step, s.total_steps = "running", "training", event.step, event.total_steps
+                s.epoch = event.epoch
                 s.elapsed_seconds = event.elapsed_seconds
                 if event.phase == "train" and event.loss is not None:
                     s.steps.append(event.step)
@@ -276,6 +336,8 @@ class JobManager:
             "hierarchy": Path(str(request.hierarchy_file)).name if request.hierarchy_file else None,
             "split_seed": request.seed,
             "trained_in": "HPT Studio fine-tune panel",
+            "backbone": request.backbone,
+            "adapt_steps": request.adapt_steps,
         }
         result = finetune(
             splits,
@@ -287,6 +349,7 @@ class JobManager:
             cancel=self._cancel,
             save_test_split=True,
             description=f"Fine-tuned in the HPT Studio app on {request.source_name}.",
+            backbone_label=label,
         )
         if result.run.cancelled:
             self._finish(

@@ -408,21 +408,24 @@ def task_adapted(
 ) -> tuple[str, dict[str, Any]]:
     """The "adapt to my texts" backbone: ``task_adapt_from`` after ``task_adapt_steps`` masked-LM steps on the
     training texts of ``splits`` (cached under ``runs/``); returns its directory and the re-warming summary."""
-    from hpt_core.backbones import load_backbone
-    from hpt_core.pretrain import pretrain, save_backbone
-    from hpt_core.training import TrainConfig
+    from hpt_core.finetune import adapt_backbone
 
     directory = work / f"quality-{preset.name}" / f"{TASK_MLM}-{splits.name}"
     summary_file = directory / "pretrain-summary.json"
     if summary_file.is_file():
         return str(directory), json.loads(summary_file.read_text(encoding="utf-8"))
     log(f"  re-warming {preset.task_adapt_from} on the {len(splits.train)} training texts of {splits.name}")
-    tokenizer, backbone = load_backbone(preset.task_adapt_from)
-    config = TrainConfig(
-        max_steps=preset.task_adapt_steps, epochs=10_000, batch_size=preset.batch_size, lr=1e-4, seed=preset.data_seed
+    result = adapt_backbone(
+        preset.task_adapt_from,
+        [d.text for d in splits.train.documents],
+        directory,
+        steps=preset.task_adapt_steps,
+        batch_size=preset.batch_size,
+        max_length=preset.max_length,
+        seed=preset.data_seed,
+        provenance={"texts": f"{splits.name} training split"},
+        patience=6,  # as the preset's first runs were made
     )
-    result = pretrain(backbone, tokenizer, [d.text for d in splits.train.documents], config, preset.max_length)
-    save_backbone(backbone, tokenizer, directory, result, {"texts": f"{splits.name} training split"}, overwrite=True)
     summary = {k: v for k, v in result.to_dict().items() if k != "history"} | {"from": preset.task_adapt_from}
     summary_file.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return str(directory), summary

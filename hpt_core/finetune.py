@@ -22,7 +22,15 @@ from hpt_core.metrics import top_level_confusion
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.training import TrainConfig, TrainProgress, TrainResult, evaluate_model, score_documents, train
 
-__all__ = ["Splits", "FinetuneResult", "prepare_splits", "finetune", "training_summary", "to_jsonl"]
+__all__ = [
+    "Splits",
+    "FinetuneResult",
+    "prepare_splits",
+    "finetune",
+    "adapt_backbone",
+    "training_summary",
+    "to_jsonl",
+]
 
 
 @dataclass
@@ -136,12 +144,15 @@ def finetune(
     save_if_cancelled: bool = False,
     description: str | None = None,
     save_test_split: bool = False,
+    backbone_label: str | None = None,
 ) -> FinetuneResult:
     """Train a fresh model on ``splits``, evaluate it on dev and test, and save it to ``out`` with its metrics.
 
     The test metrics carry ``top_level_confusion`` (gold top-level label → predicted top-level labels). A cancelled
     run is saved only with ``save_if_cancelled`` (the best state so far); ``out=None`` saves nothing.
     ``save_test_split`` stores the test documents as ``test.jsonl`` beside the weights (the app's Evaluate tab).
+    ``backbone_label`` replaces the backbone name recorded in the checkpoint (e.g. for a temporary adapted backbone
+    directory; the checkpoint holds every weight, so it never needs that directory again).
     """
     train_set = splits.train
     if low_resource_fraction is not None:
@@ -159,6 +170,8 @@ def finetune(
             metrics["test"] = _test_metrics(model, splits.test, train_config.eval_batch_size, counts)
     metrics["training"] = training_summary(run, splits)
     directory = None
+    if backbone_label is not None:
+        model.config.backbone = backbone_label
     if out is not None and (not run.cancelled or save_if_cancelled):
         config = train_config.to_dict() | {"variant": model_config.variant_name} | dict(provenance or {})
         extra = {"test.jsonl": to_jsonl(splits.test)} if save_test_split and len(splits.test) else None
@@ -172,6 +185,42 @@ def finetune(
             extra_files=extra,
         )
     return FinetuneResult(directory, metrics, run)
+
+
+def adapt_backbone(
+    backbone: str,
+    texts: list[str],
+    out: str | Path,
+    steps: int,
+    batch_size: int = 16,
+    max_length: int = 128,
+    lr: float = 1e-4,
+    seed: int = 0,
+    callback: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    provenance: dict[str, Any] | None = None,
+    patience: int | None = None,
+) -> Any:
+    """Adapt the backbone to my texts: ``steps`` of continued masked-LM training of ``backbone`` on ``texts`` (give
+    training texts only, never test ones), saved as a backbone directory at ``out`` unless cancelled. The state
+    with the best held-out masked top-1 is kept; ``patience`` (epochs without gain) stops early, never by default.
+
+    Returns the ``hpt_core.pretrain.PretrainResult`` (held-out masked top-1 before and after).
+    """
+    from hpt_core.backbones import load_backbone
+    from hpt_core.pretrain import pretrain, save_backbone
+
+    if steps < 1:
+        raise ConfigError(f"steps must be at least 1, got {steps}.")
+    tokenizer, model = load_backbone(backbone)
+    config = TrainConfig(
+        max_steps=steps, epochs=10_000, batch_size=batch_size, lr=lr, seed=seed, patience=patience or steps
+    )
+    result = pretrain(model, tokenizer, texts, config, max_length, callback=callback, cancel=cancel)
+    if not result.cancelled:
+        info = {"backbone": backbone, "steps": steps, "max_length": max_length, "lr": lr, "seed": seed}
+        save_backbone(model, tokenizer, out, result, info | dict(provenance or {}), overwrite=True)
+    return result
 
 
 def to_jsonl(dataset: Dataset) -> str:

@@ -148,6 +148,7 @@ class PretrainResult:
     train_texts: int
     heldout_texts: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +210,7 @@ def pretrain(
         train_texts=len(train_texts),
         heldout_texts=len(held),
         history=result.history,
+        cancelled=result.cancelled,
     )
 
 

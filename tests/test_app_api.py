@@ -39,8 +39,9 @@ def _backbone(studio) -> str:
     return studio.config.backbones[TINY_BACKBONE_CHOICE]
 
 
-def _train(client: Client, studio, epochs: int = 2, source: str = DEMO, data=None) -> Client:
-    return client.submit(source, data, None, "hpt", _backbone(studio), epochs, 16, 64, 1e-3, api_name="/train")
+def _train(client: Client, studio, epochs: int = 2, source: str = DEMO, data=None, adapt_steps: int = 0) -> Client:
+    args = (source, data, None, "hpt", _backbone(studio), epochs, 16, 64, 1e-3, adapt_steps > 0, adapt_steps or 300)
+    return client.submit(*args, api_name="/train")
 
 
 def _wait_idle(studio, timeout: float = 300) -> None:
@@ -179,12 +180,23 @@ def test_busy_then_cancel(client: Client, studio) -> None:
     assert studio.jobs.status().state == "finished"
 
 
+def test_adapt_the_backbone_first(client: Client, studio) -> None:
+    _wait_idle(studio)
+    _train(client, studio, epochs=1, adapt_steps=50).result(timeout=300)
+    status = client.predict(api_name="/job_status")
+    assert status["state"] == "finished", status
+    assert status["adapt"]["steps"] == 50 and 0 <= status["adapt"]["masked_top1_after"] <= 1
+    config = studio.registry.model_config(status["model_name"])
+    assert config["backbone"].endswith("+ 50 masked-LM steps on the data")  # never the job's temporary directory
+    assert studio.registry.train_config(status["model_name"])["adapt_steps"] == 50
+
+
 def test_train_refuses_bad_settings_and_bad_data(client: Client, studio, tmp_path: Path) -> None:
     _wait_idle(studio)
     with pytest.raises(AppError, match="not in the list of choices|not offered here"):
-        client.predict(DEMO, None, None, "hpt", "gpt2", 1, 16, 64, 1e-3, api_name="/train")
+        client.predict(DEMO, None, None, "hpt", "gpt2", 1, 16, 64, 1e-3, False, 300, api_name="/train")
     with pytest.raises(AppError, match="less than minimum value 1|Epochs must be from 1"):
-        client.predict(DEMO, None, None, "hpt", _backbone(studio), 0, 16, 64, 1e-3, api_name="/train")
+        client.predict(DEMO, None, None, "hpt", _backbone(studio), 0, 16, 64, 1e-3, False, 300, api_name="/train")
     bad = tmp_path / "bad.csv"
     bad.write_text("text,labels\nfirst,A > B\n,A > C\n", encoding="utf-8")
     with pytest.raises(AppError, match="problem"):

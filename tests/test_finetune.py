@@ -104,3 +104,21 @@ def test_extra_files_must_be_plain_names(make_model, tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()
     model.save_pretrained(tmp_path / "m", extra_files={"notes.txt": "hello"})
     assert (tmp_path / "m" / "notes.txt").read_text() == "hello"
+
+
+def test_adapt_backbone_runs_every_step_and_saves_a_backbone(save_tiny_backbone, wos_docs, tmp_path: Path) -> None:
+    from hpt_core.backbones import load_backbone
+    from hpt_core.finetune import adapt_backbone
+
+    texts = [t for t, _ in wos_docs]
+    result = adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "adapted", steps=12, batch_size=8)
+    assert result.steps == 12 and not result.cancelled  # no early stop unless asked for
+    assert 0.0 <= result.masked_top1_after <= 1.0 and result.heldout_texts >= 1
+    tokenizer, backbone = load_backbone(str(tmp_path / "adapted"))
+    assert backbone.config.vocab_size == len(tokenizer)
+    cancel = threading.Event()
+    cancel.set()
+    stopped = adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "never", steps=12, cancel=cancel)
+    assert stopped.cancelled and not (tmp_path / "never").exists()
+    with pytest.raises(ConfigError, match="steps must be at least 1"):
+        adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "x", steps=0)

@@ -16,6 +16,7 @@ from app import figures
 from app.common import Studio, user_errors
 from app.jobs import VARIANT_CHOICES, BusyError, JobRequest, JobState, estimate_seconds
 from hpt_core.errors import HPTError
+from hpt_core.training import device_summary
 
 __all__ = [
     "render",
@@ -113,11 +114,16 @@ def validate_upload(
 
 
 def estimate(
-    studio: Studio, report: dict[str, Any] | None, epochs: float, batch_size: float, max_length: float, backbone: str
+    studio: Studio,
+    report: dict[str, Any] | None,
+    epochs: float,
+    batch_size: float,
+    max_length: float,
+    backbone: str,
+    adapt: bool = False,
+    adapt_steps: float = 0,
 ) -> str:
     """A sentence with the expected training time on this machine."""
-    from hpt_core.training import device_summary
-
     device = device_summary()
     if not report or not report.get("ok"):
         return f"Training runs on **{device}**. Validate a dataset to see a time estimate."
@@ -125,11 +131,15 @@ def estimate(
         int(report["n_documents"] * 0.8) if not report.get("splits", {}).get("train") else report["splits"]["train"]
     )
     seconds = estimate_seconds(n_train, int(epochs), int(batch_size), int(max_length), backbone, studio.config)
+    adapting = ""
+    if adapt and adapt_steps:
+        per_step = estimate_seconds(int(batch_size), 1, int(batch_size), int(max_length), backbone, studio.config)
+        seconds += per_step * int(adapt_steps)
+        adapting = f", after {int(adapt_steps)} masked-LM steps adapting the backbone"
     where = "CPU" if device.startswith("CPU") else "GPU (much faster than this CPU estimate)"
     return (
         f"Training runs on **{device}**. About **{_duration(seconds)}** on a 2-core CPU for {n_train:,} "
-        "training documents "
-        f"× {int(epochs)} epochs ({where}); early stopping may end it sooner."
+        f"training documents × {int(epochs)} epochs{adapting} ({where}); early stopping may end it sooner."
     )
 
 
@@ -151,7 +161,8 @@ def _progress_html(state: JobState) -> str:
         f'<div style="background:#e8eef3;border-radius:6px;height:14px;overflow:hidden">'
         f'<div style="width:{100 * fraction:.1f}%;background:{colour};height:14px"></div></div>'
         '<div style="font-size:0.9em;margin-top:4px">'
-        f"{html.escape(state.state)} · step {state.step}/{state.total_steps}"
+        f"{html.escape(state.state)}{' · ' + html.escape(state.phase) if state.phase and state.running else ''}"
+        f" · step {state.step}/{state.total_steps}"
         f" · {_duration(state.elapsed_seconds)} elapsed{eta}</div></div>"
     )
 
@@ -160,6 +171,12 @@ def _status_markdown(state: JobState) -> str:
     lines = [html.escape(state.message)]
     if state.data_summary:
         lines.append(f"Data: {html.escape(state.data_summary)}")
+    if state.adapt:
+        a = state.adapt
+        lines.append(
+            f"Backbone adapted to the training texts: {a['steps']} masked-LM steps in {a['seconds']:.0f} s, held-out "
+            f"masked top-1 {100 * a['masked_top1_before']:.1f} % → {100 * a['masked_top1_after']:.1f} %."
+        )
     if state.device:
         lines.append(f"Device: {html.escape(state.device)}")
     return "\n\n".join(lines)
@@ -221,6 +238,8 @@ def train_job(
     batch_size: float,
     max_length: float,
     lr: float,
+    adapt: bool = False,
+    adapt_steps: float = 300,
     pickers: int = 0,
 ) -> Iterator[list[Any]]:
     """Start a job (or refuse at once: busy, or problems in the data) and stream its progress until it ends."""
@@ -264,6 +283,7 @@ def train_job(
         batch_size=int(batch_size),
         max_length=int(max_length),
         lr=float(lr),
+        adapt_steps=int(adapt_steps) if adapt else 0,
     )
     state = studio.jobs.start(request)
     yield from watch(studio, pickers, state)
@@ -315,6 +335,15 @@ def render(studio: Studio) -> dict[str, Any]:
             batch_size = gr.Slider(1, cfg.max_batch_size, value=cfg.default_batch_size, step=1, label="Batch size")
             max_length = gr.Slider(32, 512, value=cfg.default_max_length, step=16, label="Maximum length (tokens)")
             lr = gr.Number(value=cfg.default_lr, label="Learning rate", minimum=1e-7, maximum=1e-2)
+        with gr.Row():
+            adapt = gr.Checkbox(
+                value=not device_summary().startswith("CPU"),
+                label="First adapt the backbone to my texts (masked LM)",
+                info="Continued masked-LM training on the training texts before prompt tuning: helps when they are "
+                "far from the backbone's pre-training text. Off by default on CPU (each step costs about a training "
+                "step).",
+            )
+            adapt_steps = gr.Slider(50, 2000, value=300, step=50, label="Adaptation steps")
         estimate_md = gr.Markdown(
             estimate(studio, None, cfg.default_epochs, cfg.default_batch_size, cfg.default_max_length, "minilm-l6-mlm")
         )
@@ -347,17 +376,17 @@ def render(studio: Studio) -> dict[str, Any]:
     ).then(
         lambda r: gr.update(visible=bool(r) and not r.get("ok", True)), report_json, problems, api_visibility="private"
     ).then(
-        lambda r, e, b, m, bb: estimate(studio, r, e, b, m, bb),
-        [report_json, epochs, batch_size, max_length, backbone],
+        lambda *args: estimate(studio, *args),
+        [report_json, epochs, batch_size, max_length, backbone, adapt, adapt_steps],
         estimate_md,
         api_visibility="private",
     )
     for control in (source, data_file, hierarchy_file):
         control.change(lambda: gr.update(interactive=False), None, train_button, api_visibility="private")
-    for control in (epochs, batch_size, max_length, backbone):
+    for control in (epochs, batch_size, max_length, backbone, adapt, adapt_steps):
         control.change(
-            lambda r, e, b, m, bb: estimate(studio, r, e, b, m, bb),
-            [report_json, epochs, batch_size, max_length, backbone],
+            lambda *args: estimate(studio, *args),
+            [report_json, epochs, batch_size, max_length, backbone, adapt, adapt_steps],
             estimate_md,
             api_visibility="private",
         )
@@ -372,7 +401,7 @@ def render(studio: Studio) -> dict[str, Any]:
         "problems": problems,
         "status": status_md,
         "status_json": status_json,
-        "settings": [variant, backbone, epochs, batch_size, max_length, lr],
+        "settings": [variant, backbone, epochs, batch_size, max_length, lr, adapt, adapt_steps],
         "hierarchy_file": hierarchy_file,
         "view": [progress, status_md, curves, depth_plot, confusion_plot, download],
         "status_button": status_button,
