@@ -208,8 +208,9 @@ class JobManager:
     def _worker(self, request: JobRequest, data: Path, hierarchy: Path | None, workdir: Path, job_id: str) -> None:
         try:
             self._run(request, data, hierarchy, job_id, workdir)
-        except HPTError as e:
-            self._finish("failed", str(e), error=str(e))
+        except HPTError as e:  # name the upload, never the job's temporary copy
+            message = str(e).replace(str(data), request.source_name).replace(str(workdir), "(job folder)")
+            self._finish("failed", message, error=message)
         except MemoryError:
             self._finish("failed", "Out of memory: lower the batch size or the maximum length.", error="MemoryError")
         except Exception as e:  # noqa: BLE001 - a job must never take the server down
@@ -305,6 +306,8 @@ class JobManager:
             patience=request.epochs,
         )
         name = f"{_safe_stem(request.source_name)}-{request.variant}-{job_id}"
+        if (self.config.user_dir / name).exists():  # two jobs within one second
+            name += f"-{len(list(self.config.user_dir.iterdir()))}"
 
         def progress(event: Any) -> None:
             with self._lock:

@@ -80,7 +80,8 @@ def _upload(page: Page, data: Path) -> None:
     page.locator("#ft-source").get_by_label(UPLOAD).check()
     expect(page.locator("#ft-data")).to_be_visible()
     page.locator("#ft-data input[type=file]").set_input_files(str(data))
-    expect(page.locator("#ft-data")).to_contain_text(data.name)  # the upload finished
+    # the upload finished: the file row shows the name (Gradio may render stem and extension as two spans)
+    expect(page.locator("#ft-data")).to_contain_text(re.compile(re.escape(data.stem) + r"\s*" + re.escape(data.suffix)))
 
 
 def _watch_dialogs(page: Page) -> list[str]:
