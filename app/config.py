@@ -48,6 +48,7 @@ class AppConfig:
     max_upload_mb: int = 20
     max_documents: int = 20_000
     max_labels: int = 2_000
+    max_depth: int = 8  # levels of the label tree
     max_text_chars: int = 20_000  # pasted text beyond this is cut (with a visible note)
     max_epochs: int = 30
     max_batch_size: int = 64

@@ -226,3 +226,13 @@ def test_mistakes_of_the_demo_model(client: Client) -> None:
     assert 10 < len(table["data"]) < 197
     number, text, gold, predicted = table["data"][0]
     assert number == 1 and text and gold != predicted
+
+
+def test_limits_are_enforced_before_work_starts(client: Client, studio, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.jsonl"
+    path = [f"level{k}" for k in range(studio.config.max_depth + 1)]
+    deep.write_text(json.dumps({"text": "a deep document", "labels": [path]}) + "\n", encoding="utf-8")
+    text, problems, report = client.predict(UPLOAD, handle_file(str(deep)), None, api_name="/validate")
+    assert not report["ok"] and any("over this app's limit" in row[1] for row in problems["data"])
+    with pytest.raises(AppError, match="problem"):
+        _train(client, studio, epochs=1, source=UPLOAD, data=handle_file(str(deep))).result(timeout=60)

@@ -79,6 +79,11 @@ def validate_upload(
             f"{name}: {report.n_documents:,} documents is over this app's limit of "
             f"{studio.config.max_documents:,}; use a sample."
         )
+    if len(report.labels_per_depth) > studio.config.max_depth:
+        problems.append(
+            f"{name}: the label tree has {len(report.labels_per_depth)} levels, over this app's limit of "
+            f"{studio.config.max_depth}; shorten the label paths."
+        )
     if report.n_labels > studio.config.max_labels:
         problems.append(f"{name}: {report.n_labels:,} labels is over this app's limit of {studio.config.max_labels:,}.")
     found = (report.problems_found or 0) + len(problems) - len(report.problems)
