@@ -83,7 +83,8 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
     if default:  # load the default model while the page is being served, so the first request is fast
         threading.Thread(target=_warm_up, args=(studio, default), daemon=True, name="warm-up").start()
 
-    with gr.Blocks(title="HPT Studio") as demo:
+    # Gradio's own upload cache: files older than an hour are deleted every hour, so disk use stays bounded
+    with gr.Blocks(title="HPT Studio", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO, elem_classes="hpt-header")
         with gr.Row():
             model_picker = gr.Dropdown(

@@ -236,3 +236,24 @@ def test_limits_are_enforced_before_work_starts(client: Client, studio, tmp_path
     assert not report["ok"] and any("over this app's limit" in row[1] for row in problems["data"])
     with pytest.raises(AppError, match="problem"):
         _train(client, studio, epochs=1, source=UPLOAD, data=handle_file(str(deep))).result(timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(MemoryError(), "Out of memory"), (RuntimeError("CUDA out of memory. Tried to allocate"), "Out of memory")],
+)
+def test_a_job_that_runs_out_of_memory_fails_cleanly(client: Client, studio, monkeypatch, error, expected) -> None:
+    import hpt_core.finetune
+
+    _wait_idle(studio)
+
+    def boom(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(hpt_core.finetune, "finetune", boom)
+    _train(client, studio, epochs=1).result(timeout=120)
+    status = studio.jobs.status()
+    assert status.state == "failed" and expected in status.message and "Traceback" not in status.message
+    monkeypatch.undo()
+    _train(client, studio, epochs=1).result(timeout=300)  # the next job starts normally
+    assert studio.jobs.status().state == "finished"
