@@ -65,6 +65,11 @@ def _message(error: Exception) -> str:
     return f"Something went wrong ({type(error).__name__}); the server log has the details. Please try again."
 
 
+def _error(error: Exception) -> gr.Error:
+    """The ``gr.Error`` for ``error``; our own (expected) errors are not printed to the server log as tracebacks."""
+    return gr.Error(_message(error), print_exception=not isinstance(error, HPTError))
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a handler (function or generator) so that every error reaches the user as a ``gr.Error`` sentence."""
     if inspect.isgeneratorfunction(fn):
@@ -76,7 +81,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             except gr.Error:
                 raise
             except Exception as e:  # noqa: BLE001 - the contract: never a traceback in the UI
-                raise gr.Error(_message(e)) from e
+                raise _error(e) from e
 
         return gen_wrapper
 
@@ -87,7 +92,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except Exception as e:  # noqa: BLE001 - the contract: never a traceback in the UI
-            raise gr.Error(_message(e)) from e
+            raise _error(e) from e
 
     return wrapper
 
