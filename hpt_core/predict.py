@@ -29,9 +29,10 @@ from hpt_core.metrics import EvalReport
 from hpt_core.model import HPTModel
 from hpt_core.training import resolve_device, score_documents
 
-__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "apply_rule"]
+__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule"]
 
 RULES = ("paper", "top-down", "drop-orphans", "add-ancestors")
+PRECISIONS = ("fp32", "int8", "bf16")  # inference options of ``Predictor`` (see ``from_pretrained``)
 
 
 @dataclass
@@ -130,13 +131,26 @@ class Predictor:
         [['CS', 'Computer vision']]
     """
 
-    def __init__(self, model: HPTModel, batch_size: int = 32) -> None:
+    def __init__(self, model: HPTModel, batch_size: int = 32, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
         self.model = model.eval()
         self.batch_size = batch_size
+        self.precision = precision
+        if precision == "int8":
+            if model.device.type != "cpu":
+                raise ConfigError("int8 dynamic quantisation runs on the CPU only; load the model with device='cpu'.")
+            # int8 weights for every nn.Linear (encoder, MLM-head transform), activations quantised on the fly
+            self.model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "auto", batch_size: int = 32) -> Predictor:
-        return cls(HPTModel.from_pretrained(directory, device=resolve_device(device)), batch_size)
+    def from_pretrained(
+        cls, directory: str | Path, device: str = "auto", batch_size: int = 32, precision: str = "fp32"
+    ) -> Predictor:
+        """Load a checkpoint; ``precision`` is ``fp32`` (default), ``int8`` (dynamic quantisation, CPU) or
+        ``bf16`` (autocast; fast only on CPUs with bf16 instructions). See docs/benchmarks.md for their F1 cost."""
+        device = "cpu" if precision == "int8" and device == "auto" else device
+        return cls(HPTModel.from_pretrained(directory, device=resolve_device(device)), batch_size, precision)
 
     @property
     def hierarchy(self) -> LabelHierarchy:
@@ -144,6 +158,9 @@ class Predictor:
 
     def scores(self, texts: list[str]) -> np.ndarray:
         """Raw label scores ``(N, C)``."""
+        if self.precision == "bf16":
+            with torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16):
+                return score_documents(self.model, list(texts), self.batch_size)
         return score_documents(self.model, list(texts), self.batch_size)
 
     def predict(

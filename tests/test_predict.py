@@ -310,3 +310,22 @@ def test_evaluate_lists_exactly_the_documents_predicted_wrong(model, tiny_tree, 
     assert ["Science", "Physics", "Quantum optics"] in first.predicted_paths
     with pytest.raises(ConfigError, match="no documents"):
         predictor.evaluate(Dataset([], tiny_tree, "empty"))
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_cpu_inference_options_stay_close_to_fp32(model, tiny_docs, precision):
+    texts = [text for text, _ in tiny_docs]
+    reference = Predictor(model).scores(texts)
+    fast = Predictor(model, precision=precision)
+    scores = fast.scores(texts)
+    assert scores.shape == reference.shape and np.isfinite(scores).all()
+    assert np.abs(scores - reference).max() < 0.25  # a tiny random model; real checkpoints: docs/benchmarks.md
+    if precision == "int8":
+        assert fast.model is not model and any("quantized" in type(m).__module__ for m in fast.model.modules())
+        assert not any("quantized" in type(m).__module__ for m in model.modules())  # the original is untouched
+    assert fast.predict(texts[0])[0].text == texts[0]
+
+
+def test_unknown_precision_is_refused(model):
+    with pytest.raises(ConfigError, match="Unknown precision 'fp8'"):
+        Predictor(model, precision="fp8")
