@@ -22,7 +22,16 @@ from app.jobs import JobManager
 from app.registry import ModelRegistry
 from hpt_core.errors import HPTError
 
-__all__ = ["Studio", "user_errors", "clip_text", "probability_to_score", "VIEW_CHOICES", "RULE_CHOICES"]
+__all__ = [
+    "Studio",
+    "user_errors",
+    "tree_mode",
+    "label_vector",
+    "clip_text",
+    "probability_to_score",
+    "VIEW_CHOICES",
+    "RULE_CHOICES",
+]
 
 log = logging.getLogger("hpt_studio")
 
@@ -38,6 +47,20 @@ RULE_CHOICES = {
     "Add the ancestors of predicted labels": "add-ancestors",
 }
 AUTO_FULL_TREE_LABELS = 60  # above this many labels the tree shows predicted paths and siblings by default
+
+
+def tree_mode(view: str, num_labels: int) -> str:
+    """The tree view to draw: ``auto`` becomes ``paths`` (predicted paths and siblings) above
+    ``AUTO_FULL_TREE_LABELS`` labels, otherwise the view as chosen."""
+    return "paths" if view == "auto" and num_labels > AUTO_FULL_TREE_LABELS else view
+
+
+def label_vector(hierarchy: Any, prediction: Any) -> tuple[list[float], list[int]]:
+    """A prediction (with ``all_scores``) as a per-label-id score list and its predicted label ids."""
+    scores = [0.0] * hierarchy.num_labels
+    for s in prediction.scores:
+        scores[hierarchy.index(s.path)] = s.score
+    return scores, [hierarchy.index(s.path) for s in prediction.labels]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from app import figures
-from app.common import Studio, clip_text, probability_to_score, user_errors
+from app.common import Studio, clip_text, label_vector, probability_to_score, tree_mode, user_errors
 from app.tabs.predict import load_examples
 
 __all__ = ["render", "compare", "DIFF_HEADERS"]
@@ -19,10 +19,7 @@ def _run(studio: Studio, model: str, text: str, threshold: float) -> tuple[Any, 
     predictor = studio.registry.predictor(model)
     h = predictor.hierarchy
     [pred] = predictor.predict(text, threshold=probability_to_score(threshold), all_scores=True)
-    scores = [0.0] * h.num_labels
-    for s in pred.scores:
-        scores[h.index(s.path)] = s.score
-    return h, scores, [h.index(s.path) for s in pred.labels]
+    return (h, *label_vector(h, pred))
 
 
 def compare(
@@ -35,7 +32,7 @@ def compare(
     same_tree = h_a.to_dict() == h_b.to_dict()
     only_a = set(p_a) - set(p_b) if same_tree else set()
     only_b = set(p_b) - set(p_a) if same_tree else set()
-    mode = "auto" if h_a.num_labels <= 60 else "paths"
+    mode = tree_mode("auto", h_a.num_labels)
     tree_a = figures.tree_figure(h_a, s_a, p_a, differs=only_a, mode=mode, title=f"A: {model_a}")
     tree_b = figures.tree_figure(h_b, s_b, p_b, differs=only_b, mode=mode, title=f"B: {model_b}")
     rows: list[list[Any]] = []

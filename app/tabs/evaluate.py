@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from app import figures
-from app.common import Studio, user_errors
+from app.common import Studio, probability_to_score, tree_mode, user_errors
 from hpt_core.errors import HPTError
 
 __all__ = ["render", "metrics_view", "find_mistakes", "mistake_tree", "MISTAKE_HEADERS"]
@@ -68,7 +68,6 @@ def find_mistakes(
 ) -> tuple[str, list[list[Any]], list[dict[str, Any]], Any]:
     """Score the model's evaluation documents: a summary, the table of mistakes, their details (for the tree) and
     the top-level confusion of these documents."""
-    from app.common import probability_to_score
     from hpt_core.data import load_dataset
     from hpt_core.metrics import top_level_confusion
 
@@ -113,7 +112,7 @@ def find_mistakes(
 def mistake_tree(studio: Studio, model: str, details: list[dict[str, Any]], index: int) -> Any:
     h = studio.registry.hierarchy(model)
     item = details[index]
-    mode = "auto" if h.num_labels <= 60 else "paths"
+    mode = tree_mode("auto", h.num_labels)
     return figures.tree_figure(
         h,
         item["scores"],

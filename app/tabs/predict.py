@@ -10,12 +10,13 @@ import gradio as gr
 
 from app import figures
 from app.common import (
-    AUTO_FULL_TREE_LABELS,
     RULE_CHOICES,
     VIEW_CHOICES,
     Studio,
     clip_text,
+    label_vector,
     probability_to_score,
+    tree_mode,
     user_errors,
 )
 
@@ -46,10 +47,7 @@ def predict(
     predictor = studio.registry.predictor(model)
     h = predictor.hierarchy
     [pred] = predictor.predict(text, threshold=probability_to_score(threshold), rule=rule, all_scores=True)
-    scores = [0.0] * h.num_labels
-    for s in pred.scores:
-        scores[h.index(s.path)] = s.score
-    predicted = [h.index(s.path) for s in pred.labels]
+    scores, predicted = label_vector(h, pred)
     prob = {" > ".join(s.path): s.probability for s in pred.scores}
     rows = [[k + 1, " > ".join(p), round(prob[" > ".join(p)], 4), len(p) - 1] for k, p in enumerate(pred.paths)]
     lines = []
@@ -71,19 +69,9 @@ def predict(
         lines.append("The text is longer than the model's maximum length; only its beginning was read.")
     if note:
         lines.append(note)
-    limit = AUTO_FULL_TREE_LABELS
-    tree = figures.tree_figure(
-        h, scores, predicted, mode=view, threshold=probability_to_score(threshold), title="Label tree"
-    )
-    if view == "auto" and h.num_labels > limit:
-        tree = figures.tree_figure(
-            h,
-            scores,
-            predicted,
-            mode="paths",
-            threshold=probability_to_score(threshold),
-            title="Predicted paths and their siblings",
-        )
+    mode = tree_mode(view, h.num_labels)
+    title = "Predicted paths and their siblings" if mode == "paths" else "Label tree"
+    tree = figures.tree_figure(h, scores, predicted, mode=mode, threshold=probability_to_score(threshold), title=title)
     icicle = figures.icicle_figure(h, scores, title="Every label, coloured by probability")
     result = pred.to_dict() | {"model": model, "threshold": threshold, "rule": rule}
     if note:
