@@ -7,6 +7,7 @@ user error is one sentence on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ EXIT_USER_ERROR = 2
 BACKBONE_HELP = (
     "hub name, local directory, 'minilm-l6-mlm' (default: the shipped re-warmed MiniLM) or 'minilm-l6' (raw MiniLM)"
 )
+LOG_FILE_HELP = "write every progress event (step, loss, dev scores) to this file as JSON lines"
 STRIP_HELP = "remove e-mail headers, quoted replies and signatures from every text (newsgroup messages)"
 
 
@@ -61,6 +63,42 @@ def _print_json(data: Any) -> None:
 
 def _note(message: str) -> None:
     sys.stderr.write(message + "\n")
+
+
+def _is_main() -> bool:
+    """False on the other processes of an ``accelerate launch`` run: only the main one prints and saves."""
+    from hpt_core.distributed import current
+
+    return current().is_main
+
+
+def _info(message: str) -> None:
+    """A progress or summary note, printed by the main process only."""
+    if _is_main():
+        _note(message)
+
+
+def _processes_note(batch_size: int) -> None:
+    """Say how a multi-process run splits the global batch (nothing in a single process)."""
+    from hpt_core.distributed import current
+
+    n = current().world_size
+    if n > 1:
+        _info(f"Processes: {n} (DDP); the batch of {batch_size} is split across them, ~{batch_size / n:g} each.")
+
+
+def _progress_log(path: str | None) -> Callable[[Any], None]:
+    """``--log-file``: every progress event as one JSON line (started empty); a no-op without a path."""
+    if path is None:
+        return lambda event: None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("", encoding="utf-8")
+
+    def write(event: Any) -> None:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(dataclasses.asdict(event)) + "\n")
+
+    return write
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -128,11 +166,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         grad_clip=args.grad_clip,
     )
     splits = _load_splits(args)
-    _note(f"Data: {splits.summary()}")
-    _note(f"Model: {model_config.variant_name} on {model_config.backbone}.")
+    _info(f"Data: {splits.summary()}")
+    _info(f"Model: {model_config.variant_name} on {model_config.backbone}.")
+    _processes_note(args.batch_size)
     bars: list[Any] = []  # created at the first step, so set-up errors print alone
+    log = _progress_log(args.log_file if _is_main() else None)
 
-    def progress(event: Any) -> None:
+    def progress(event: Any) -> None:  # called on the main process only
+        log(event)
         if not bars:
             bars.append(tqdm(total=event.total_steps, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True))
         bar = bars[0]
@@ -167,8 +208,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     for bar in bars:
         bar.close()
-    _note(f"Saved the best checkpoint (step {result.run.best_step}) to {out}; per-label figures are in metrics.json.")
-    _print_json({k: _without_per_label(v) for k, v in result.metrics.items()})
+    if _is_main():
+        _note(
+            f"Saved the best checkpoint (step {result.run.best_step}) to {out}; per-label figures are in metrics.json."
+        )
+        _print_json({k: _without_per_label(v) for k, v in result.metrics.items()})
     return 0
 
 
@@ -177,6 +221,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     from hpt_core.backbones import load_backbone
     from hpt_core.data import read_texts
+    from hpt_core.distributed import current
     from hpt_core.pretrain import pretrain, save_backbone
     from hpt_core.training import TrainConfig
 
@@ -198,10 +243,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if not texts:
         raise UserError(f"No texts found in {', '.join(args.data)}; give files with at least one non-empty text.")
     tokenizer, backbone = load_backbone(args.backbone)
-    _note(f"Re-warming {args.backbone} on {len(texts)} texts (length {args.max_length}, batch {args.batch_size}).")
-    bar = tqdm(total=None, desc="pretrain", unit="step", file=sys.stderr, dynamic_ncols=True)
+    _info(f"Re-warming {args.backbone} on {len(texts)} texts (length {args.max_length}, batch {args.batch_size}).")
+    _processes_note(args.batch_size)
+    bar = tqdm(total=None, desc="pretrain", unit="step", file=sys.stderr, dynamic_ncols=True, disable=not _is_main())
+    log = _progress_log(args.log_file if _is_main() else None)
 
-    def progress(event: Any) -> None:
+    def progress(event: Any) -> None:  # called on the main process only
+        log(event)
         bar.total = event.total_steps
         if event.phase == "train":
             bar.update(1)
@@ -223,10 +271,15 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "whole_word": args.whole_word,
     }
-    save_backbone(backbone, tokenizer, out, result, provenance, fp16=args.fp16_weights, overwrite=args.overwrite)
-    summary = {k: v for k, v in result.to_dict().items() if k != "history"} | {"out": str(out)}
-    _note(f"Saved the re-warmed backbone to {out}; use it with --backbone {out}.")
-    _print_json(summary)
+    current().on_main(
+        lambda: save_backbone(
+            backbone, tokenizer, out, result, provenance, fp16=args.fp16_weights, overwrite=args.overwrite
+        )
+    )
+    if _is_main():
+        summary = {k: v for k, v in result.to_dict().items() if k != "history"} | {"out": str(out)}
+        _note(f"Saved the re-warmed backbone to {out}; use it with --backbone {out}.")
+        _print_json(summary)
     return 0
 
 
@@ -347,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="storage precision: float32 (default), float16 (half the size), mixed (fp16 word embeddings only)",
     )
     p.add_argument("--strip-newsgroup-headers", action="store_true", help=STRIP_HELP)
+    p.add_argument("--log-file", help=LOG_FILE_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("pretrain", help="re-warm a backbone with continued masked-LM training on unlabelled text")
@@ -365,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--whole-word", action="store_true", help="mask whole words instead of single wordpieces")
     p.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16 (half the size)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--log-file", help=LOG_FILE_HELP)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a labelled file")

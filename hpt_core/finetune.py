@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_message
+from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.metrics import top_level_confusion
 from hpt_core.model import HPTConfig, HPTModel
-from hpt_core.training import TrainConfig, TrainProgress, TrainResult, evaluate_model, score_documents, train
+from hpt_core.training import TrainConfig, TrainProgress, TrainResult, evaluate_model, score_documents, set_seed, train
 
 __all__ = [
     "Splits",
@@ -121,6 +122,7 @@ def training_summary(run: TrainResult, splits: Splits) -> dict[str, Any]:
         "stopped_early": run.stopped_early,
         "cancelled": run.cancelled,
         "device": run.device,
+        "processes": run.processes,
         "train_documents": len(splits.train),
         "dev_documents": len(splits.dev),
         "test_documents": len(splits.test),
@@ -158,21 +160,24 @@ def finetune(
     if low_resource_fraction is not None:
         train_set = low_resource(train_set, low_resource_fraction, seed=train_config.seed)
         splits = Splits(train_set, splits.dev, splits.test, splits.origin)
+    set_seed(train_config.seed)  # the new parameters (graph, label words, classifier) are drawn from the run seed
     model = HPTModel.from_backbone(model_config, train_set.hierarchy)
     dev_set = splits.dev if len(splits.dev) else None
     run = train(model, train_set, dev_set, train_config, callback=callback, cancel=cancel)
-    counts = train_set.label_counts()
-    metrics: dict[str, Any] = {}
-    if not run.cancelled or save_if_cancelled:
-        if len(splits.dev):
-            metrics["dev"] = evaluate_model(model, splits.dev, train_config.eval_batch_size, counts).to_dict()
-        if len(splits.test):
-            metrics["test"] = _test_metrics(model, splits.test, train_config.eval_batch_size, counts)
-    metrics["training"] = training_summary(run, splits)
-    directory = None
     if backbone_label is not None:
         model.config.backbone = backbone_label
-    if out is not None and (not run.cancelled or save_if_cancelled):
+
+    def evaluate_and_save() -> tuple[dict[str, Any], Path | None]:
+        counts = train_set.label_counts()
+        metrics: dict[str, Any] = {}
+        if not run.cancelled or save_if_cancelled:
+            if len(splits.dev):
+                metrics["dev"] = evaluate_model(model, splits.dev, train_config.eval_batch_size, counts).to_dict()
+            if len(splits.test):
+                metrics["test"] = _test_metrics(model, splits.test, train_config.eval_batch_size, counts)
+        metrics["training"] = training_summary(run, splits)
+        if out is None or (run.cancelled and not save_if_cancelled):
+            return metrics, None
         config = train_config.to_dict() | {"variant": model_config.variant_name} | dict(provenance or {})
         extra = {"test.jsonl": to_jsonl(splits.test)} if save_test_split and len(splits.test) else None
         directory = model.save_pretrained(
@@ -184,6 +189,10 @@ def finetune(
             description=description,
             extra_files=extra,
         )
+        return metrics, directory
+
+    # Under several processes (accelerate launch) only the main one evaluates and writes; all get its result.
+    metrics, directory = current().on_main(evaluate_and_save)
     return FinetuneResult(directory, metrics, run)
 
 
@@ -219,7 +228,8 @@ def adapt_backbone(
     result = pretrain(model, tokenizer, texts, config, max_length, callback=callback, cancel=cancel)
     if not result.cancelled:
         info = {"backbone": backbone, "steps": steps, "max_length": max_length, "lr": lr, "seed": seed}
-        save_backbone(model, tokenizer, out, result, info | dict(provenance or {}), overwrite=True)
+        provenance = info | dict(provenance or {})
+        current().on_main(lambda: save_backbone(model, tokenizer, out, result, provenance, overwrite=True))
     return result
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from hpt_core.backbones import mlm_head_decoder, mlm_head_transform
 from hpt_core.checkpoint import atomic_directory
+from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.losses import mask_tokens, mlm_loss
 from hpt_core.template import PromptTemplate, TemplateBatch
@@ -180,7 +181,8 @@ def pretrain(
         raise ConfigError("No texts to pretrain on; give at least one non-empty text.")
     train_texts, held = _heldout_split(texts, config.seed)
     objective = MaskedLMObjective(backbone, tokenizer, max_length, probability, whole_word)
-    before = masked_accuracy(objective, held, config.eval_batch_size, config.seed)
+    dist = current()  # under accelerate launch: held-out scores on the main process, shared with the others
+    before = dist.on_main(lambda: masked_accuracy(objective, held, config.eval_batch_size, config.seed))
     last_loss: list[float] = []
 
     def track(progress: TrainProgress) -> None:
@@ -200,11 +202,15 @@ def pretrain(
 
     steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)
     result = fit(objective, batches, steps_per_epoch, evaluate if held else None, config, "macro", track, cancel)
-    after = masked_accuracy(objective, held, config.eval_batch_size, config.seed)
+
+    def final_scores() -> tuple[float, float | None]:
+        return masked_accuracy(objective, held, config.eval_batch_size, config.seed), (last_loss or [None])[0]
+
+    after, final_loss = dist.on_main(final_scores)
     return PretrainResult(
         steps=result.steps,
         seconds=round(result.seconds, 1),
-        final_loss=last_loss[0] if last_loss else None,
+        final_loss=final_loss,
         masked_top1_before=before,
         masked_top1_after=after,
         train_texts=len(train_texts),

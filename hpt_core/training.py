@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from hpt_core.configs import check_field_types
+from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.metrics import EvalReport
 
@@ -126,6 +127,7 @@ class TrainResult:
     cancelled: bool
     history: list[dict[str, Any]]  # one record per evaluation
     device: str
+    processes: int = 1  # training processes (DDP under accelerate launch)
 
 
 class EarlyStopper:
@@ -312,10 +314,23 @@ def fit(
 
     ``module(batch)`` must return an object with ``loss`` and ``loss_parts``; ``batches(generator)`` yields one epoch of
     collated batches (a seeded shuffle); ``evaluate()`` scores the current state (``None``: keep the last state).
+
+    Under ``accelerate launch`` (``hpt_core.distributed``), ``config.batch_size`` stays the global batch: every
+    process draws the same shuffled batches and trains on its contiguous slice, and DDP averages the gradients.
+    Losses in progress events are means over the global batch; evaluation runs on the main process (the callback
+    too) and its outcome is broadcast, so every process stops, and keeps the best state, at the same step.
     """
-    set_seed(config.seed)
-    device = resolve_device(config.device)
+    dist = current()
+    if config.batch_size < dist.world_size:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is smaller than the {dist.world_size} processes of this run; the batch "
+            f"size is the global batch, split across processes: use at least {dist.world_size}."
+        )
+    # The shuffle uses `generator` (the same seed on every process); dropout and MLM masking differ per process.
+    set_seed((config.seed + dist.rank) % 2**32)
+    device = dist.device(config.device)
     module.to(device)
+    step_module = dist.prepare(module)
     params = [p for p in module.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -334,14 +349,14 @@ def fit(
     cancelled = stopped = False
 
     def emit(progress: TrainProgress) -> None:
-        if callback is not None:
+        if callback is not None and dist.is_main:
             callback(progress)
 
     def run_eval() -> None:
         nonlocal best_state, best_report, best_step, stopped
         if evaluate is None:
             return
-        result = evaluate()
+        result = dist.on_main(evaluate)
         if stopper.update(result.primary, result.secondary):
             best_report, best_step = result.report, step
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
@@ -367,21 +382,27 @@ def fit(
     while step < total and not (cancelled or stopped):
         epoch += 1
         for batch in batches(generator):
-            if cancel is not None and cancel.is_set():
+            if dist.any(cancel is not None and cancel.is_set()):
                 cancelled = True
                 break
+            batch, share = dist.shard(batch)
             batch = batch.to(device)
             with _autocast(device, config.precision):
-                out = module(batch)
+                out = step_module(batch)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
+            # DDP averages gradients over processes; weighting by the share of the global batch makes that the
+            # gradient of the global batch mean when processes hold unequal slices (1.0 when they are equal).
+            weight = share * dist.world_size
+            scaler.scale(out.loss if weight == 1.0 else out.loss * weight).backward()
             if config.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            loss = float(out.loss.detach())
+            parts = {k: float(v.detach()) for k, v in out.loss_parts.items()}
+            loss, *part_values = dist.batch_mean([float(out.loss.detach()), *parts.values()], share)
+            parts = dict(zip(parts, part_values))
             if not math.isfinite(loss):
                 raise ConfigError(
                     f"Training diverged at step {step} (loss {loss}); lower the learning rate (now {config.lr})."
@@ -393,7 +414,7 @@ def fit(
                     total,
                     epoch,
                     loss=loss,
-                    loss_parts={k: float(v.detach()) for k, v in out.loss_parts.items()},
+                    loss_parts=parts,
                     best_dev_macro_f1=stopper.best_macro if best_report is not None else None,
                     elapsed_seconds=time.perf_counter() - started,
                 )
@@ -420,4 +441,5 @@ def fit(
         cancelled=cancelled,
         history=history,
         device=str(device),
+        processes=dist.world_size,
     )
