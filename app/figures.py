@@ -319,7 +319,7 @@ def icicle_figure(
     own = [max(0.0, c) for c in raw] if raw is not None and sum(raw) > 0 else None
     n = hierarchy.num_labels
     total = [0.0] * n
-    for label in sorted(range(n), key=lambda i: -hierarchy.depth_of[i]):  # deepest first
+    for label in sorted(range(n), key=lambda i: -hierarchy.depth(i)):  # deepest first
         kids = sum(total[c] for c in hierarchy.children(label))
         total[label] = max(own[label], kids) if own is not None else (kids or 1.0)
 
@@ -337,7 +337,7 @@ def icicle_figure(
 
     hovers = [f"<b>{root_id}</b><br>{hierarchy.num_labels} labels"]
     for label in range(n):
-        text = f"<b>{_esc(hierarchy.path_string(label))}</b><br>depth {hierarchy.depth_of[label]}"
+        text = f"<b>{_esc(hierarchy.path_string(label))}</b><br>depth {hierarchy.depth(label)}"
         if raw is not None:
             text += f" · {int(raw[label])} documents"
         if values is not None:
@@ -404,10 +404,10 @@ def label_word_map_figure(
                 legendgroup=str(top),
                 marker={
                     "color": colour_of[top],
-                    "size": [13 if hierarchy.depth_of[i] == 0 else 8 for i in members],
+                    "size": [13 if hierarchy.depth(i) == 0 else 8 for i in members],
                     "line": {"color": "white", "width": 0.5},
                 },
-                hovertext=[f"{_esc(hierarchy.path_string(i))}<br>depth {hierarchy.depth_of[i]}" for i in members],
+                hovertext=[f"{_esc(hierarchy.path_string(i))}<br>depth {hierarchy.depth(i)}" for i in members],
                 hoverinfo="text",
                 customdata=members,
             )

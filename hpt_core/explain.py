@@ -117,7 +117,7 @@ def nearest_words(
     out = []
     for row, label in enumerate(ids):
         words = model.tokenizer.convert_ids_to_tokens(indices[row].tolist())
-        out.append(LabelWords(h.name(label), h.path(label), h.depth_of[label], list(zip(words, values[row].tolist()))))
+        out.append(LabelWords(h.name(label), h.path(label), h.depth(label), list(zip(words, values[row].tolist()))))
     return out
 
 

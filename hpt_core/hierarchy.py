@@ -46,8 +46,11 @@ class LabelHierarchy:
         self._by_path: dict[tuple[str, ...], int] = {}
         self._by_name: dict[str, list[int]] = {}
         self._children: list[list[int]] = [[] for _ in self._labels]
+        self._paths: list[tuple[str, ...]] = []  # names from the top, computed once (prediction needs many)
         for i, label in enumerate(self._labels):
-            self._by_path[tuple(self.path(i))] = i
+            path = tuple(self._labels[a].name for a in self.ancestors(i)) + (label.name,)
+            self._paths.append(path)
+            self._by_path[path] = i
             self._by_name.setdefault(label.name, []).append(i)
             if label.parent >= 0:
                 self._children[label.parent].append(i)
@@ -221,6 +224,10 @@ class LabelHierarchy:
     def name(self, label: int) -> str:
         return self._labels[label].name
 
+    def depth(self, label: int) -> int:
+        """Depth (0-based level) of one label; ``depth_of`` builds the whole list."""
+        return self._labels[label].depth
+
     def short_name(self, label: int) -> str:
         """Name without its parent's prefix (NYT's ``Top/News/Sports`` → ``Sports``), for label-word init."""
         name = self._labels[label].name
@@ -255,7 +262,8 @@ class LabelHierarchy:
         return out[::-1]
 
     def path(self, label: int) -> list[str]:
-        return [self._labels[a].name for a in self.ancestors(label)] + [self._labels[label].name]
+        """Names from the top down to ``label`` (a new list)."""
+        return list(self._paths[label])
 
     def path_string(self, label: int) -> str:
         return PATH_SEPARATOR.join(self.path(label))

@@ -66,6 +66,7 @@ class HPTConfig:
     mlm: bool | None = None
     mlm_weight: float = 1.0
     mlm_probability: float = 0.15
+    mlm_head_positions: str = "masked"  # masked: MLM head at [PRED]/masked rows only | all: every position (code)
     soft_prompt_len: int = 8
     hard_prompt: str = "The text is about"
     verbalizer_transform: bool = True  # apply the MLM head's transform before scoring
@@ -94,7 +95,12 @@ class HPTConfig:
             self.label_init_special_tokens = self.code_faithful
         if self.middle_sep is None:
             self.middle_sep = not self.code_faithful
-        choices = {"loss": ("zmlce", "bce"), "connection": CONNECTIONS, "graph_conv": ("gat", "gcn")}
+        choices = {
+            "loss": ("zmlce", "bce"),
+            "connection": CONNECTIONS,
+            "graph_conv": ("gat", "gcn"),
+            "mlm_head_positions": ("masked", "all"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"Unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}.")
@@ -297,6 +303,9 @@ class HPTModel(nn.Module):
             values = self.pred_embedding.expand(size, pred_pos.shape[1], -1)  # (B, P, d)
             embeds = embeds.index_put((rows.expand_as(pred_pos), pred_pos), values)
         hidden = self.encoder(inputs_embeds=embeds, attention_mask=batch.attention_mask).last_hidden_state  # (B,S,d)
+        all_logits = None
+        if cfg.mlm_head_positions == "all" and cfg.template != "none":  # the official code's cost: (B, S, V)
+            all_logits = self._mlm_logits(hidden.flatten(0, 1)).view(size, hidden.shape[1], -1)
         slot_states = hidden[rows, batch.pred_pos]  # (B, P, d)
         scores = self._score(slot_states)  # (B, C)
         out = HPTOutput(scores=scores)
@@ -311,8 +320,9 @@ class HPTModel(nn.Module):
         out.loss_parts["classification"] = cls_loss
         out.loss = cls_loss
         if masked is not None:
-            masked_states = hidden[masked.positions[:, 0], masked.positions[:, 1]]  # (M, d)
-            m_loss = mlm_loss(self._mlm_logits(masked_states), masked.targets)
+            at = (masked.positions[:, 0], masked.positions[:, 1])
+            logits = all_logits[at] if all_logits is not None else self._mlm_logits(hidden[at])  # (M, V)
+            m_loss = mlm_loss(logits, masked.targets)
             out.loss_parts["mlm"] = m_loss
             out.loss = cls_loss + cfg.mlm_weight * m_loss
         return out

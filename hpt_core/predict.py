@@ -29,10 +29,19 @@ from hpt_core.metrics import EvalReport
 from hpt_core.model import HPTModel
 from hpt_core.training import resolve_device, score_documents
 
-__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule"]
+__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule", "native_bf16"]
 
 RULES = ("paper", "top-down", "drop-orphans", "add-ancestors")
-PRECISIONS = ("fp32", "int8", "bf16")  # inference options of ``Predictor`` (see ``from_pretrained``)
+PRECISIONS = ("fp32", "int8", "bf16", "auto")  # inference options of ``Predictor`` (see ``from_pretrained``)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True on CPUs with bf16 instructions (AVX512-bf16 or AMX), where bf16 autocast is fast; False elsewhere,
+    where it would be slower than fp32 (and on GPUs, which ``score_documents`` already autocasts)."""
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 @dataclass
@@ -108,11 +117,13 @@ def apply_rule(
     return sorted(above)
 
 
-def _label_scores(h: LabelHierarchy, row: np.ndarray, chosen: set[int]) -> list[LabelScore]:
-    probs = 1.0 / (1.0 + np.exp(-row.astype(np.float64)))
+def _label_scores(h: LabelHierarchy, row: np.ndarray, labels: list[int], chosen: set[int]) -> list[LabelScore]:
+    """``LabelScore``s of ``labels`` only (building all C of them per text made a 5,000-label tree predict 30× slower
+    than its encoder forward)."""
+    probs = 1.0 / (1.0 + np.exp(-row[labels].astype(np.float64)))
     return [
-        LabelScore(h.name(i), h.path(i), h.depth_of[i], float(row[i]), float(probs[i]), i in chosen)
-        for i in range(h.num_labels)
+        LabelScore(h.name(i), h.path(i), h.depth(i), float(row[i]), float(p), i in chosen)
+        for i, p in zip(labels, probs)
     ]
 
 
@@ -136,6 +147,8 @@ class Predictor:
             raise ConfigError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
         self.model = model.eval()
         self.batch_size = batch_size
+        if precision == "auto":  # bf16 loses < 0.05 F1 on the demo checkpoints (docs/benchmarks.md)
+            precision = "bf16" if native_bf16(model.device) else "fp32"
         self.precision = precision
         if precision == "int8":
             if model.device.type != "cpu":
@@ -147,8 +160,9 @@ class Predictor:
     def from_pretrained(
         cls, directory: str | Path, device: str = "auto", batch_size: int = 32, precision: str = "fp32"
     ) -> Predictor:
-        """Load a checkpoint; ``precision`` is ``fp32`` (default), ``int8`` (dynamic quantisation, CPU) or
-        ``bf16`` (autocast; fast only on CPUs with bf16 instructions). See docs/benchmarks.md for their F1 cost."""
+        """Load a checkpoint; ``precision`` is ``fp32`` (default: scores identical on every machine), ``int8``
+        (dynamic quantisation, CPU), ``bf16`` (autocast; fast only on CPUs with bf16 instructions) or ``auto`` (bf16
+        where the CPU has them, else fp32; what the app uses). See docs/benchmarks.md for their F1 cost and speed."""
         device = "cpu" if precision == "int8" and device == "auto" else device
         return cls(HPTModel.from_pretrained(directory, device=resolve_device(device)), batch_size, precision)
 
@@ -187,15 +201,15 @@ class Predictor:
         for text, row, n_tokens in zip(texts, matrix, lengths):
             chosen = apply_rule(row, h, rule, threshold, at_least_one)
             chosen_set = set(chosen)
-            rows = _label_scores(h, row, chosen_set)
             ends = [i for i in chosen if not any(c in chosen_set for c in h.children(i))]
             ends.sort(key=lambda i: -row[i])
+            every = _label_scores(h, row, list(np.argsort(-row, kind="stable")), chosen_set) if all_scores else []
             out.append(
                 Prediction(
                     text=text,
                     paths=[h.path(i) for i in ends],
-                    labels=sorted((rows[i] for i in chosen), key=lambda s: (s.depth, -s.score)),
-                    scores=sorted(rows, key=lambda s: -s.score) if all_scores else [],
+                    labels=sorted(_label_scores(h, row, chosen, chosen_set), key=lambda s: (s.depth, -s.score)),
+                    scores=every,
                     consistent=h.is_consistent(chosen),
                     truncated=n_tokens > budget,
                 )

@@ -333,6 +333,36 @@ def test_mlm_loss_is_cross_entropy_of_the_backbone_head(make_model, make_targets
     torch.testing.assert_close(out.loss, out.loss_parts["classification"] + out.loss_parts["mlm"])
 
 
+@pytest.mark.parametrize("code_faithful", [False, True])
+def test_mlm_head_at_every_position_costs_more_but_changes_nothing(
+    make_model, make_targets, wos_docs, wos_hierarchy, code_faithful
+):
+    """``mlm_head_positions="all"`` (the official code's (B, S, V) head) gives the same loss and gradients."""
+    config = HPTConfig(max_length=128, code_faithful=code_faithful)
+    gathered = make_model(config, wos_hierarchy, **NO_DROPOUT)
+    config_all = HPTConfig(max_length=128, code_faithful=code_faithful, mlm_head_positions="all")
+    everywhere = make_model(config_all, wos_hierarchy, **NO_DROPOUT)
+    batch = docs_batch(gathered, wos_docs[:6], make_targets)
+    rows_scored = []
+    for model in (gathered, everywhere):
+        real = model._mlm_logits
+        model._mlm_logits = lambda states, real=real: rows_scored.append(states.shape[0]) or real(states)
+    torch.manual_seed(2)
+    out_g = gathered(batch)
+    torch.manual_seed(2)
+    out_a = everywhere(batch)
+    masked_rows, all_rows = rows_scored
+    assert all_rows == batch.input_ids.numel() > 5 * masked_rows > 0  # every position vs the ~15 % masked ones
+    torch.testing.assert_close(out_a.scores, out_g.scores)
+    torch.testing.assert_close(out_a.loss_parts["mlm"], out_g.loss_parts["mlm"])
+    out_g.loss.backward()
+    out_a.loss.backward()
+    grads_g = dict(gathered.named_parameters())
+    for name, p in everywhere.named_parameters():
+        if p.grad is not None or grads_g[name].grad is not None:
+            torch.testing.assert_close(p.grad, grads_g[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_replacement_ids_are_never_special(make_model, tiny_tokenizer):
     model = make_model()
     special = set(tiny_tokenizer.all_special_ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -324,6 +325,14 @@ def test_cpu_inference_options_stay_close_to_fp32(model, tiny_docs, precision):
         assert fast.model is not model and any("quantized" in type(m).__module__ for m in fast.model.modules())
         assert not any("quantized" in type(m).__module__ for m in model.modules())  # the original is untouched
     assert fast.predict(texts[0])[0].text == texts[0]
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_instructions(model):
+    from hpt_core.predict import native_bf16
+
+    chosen = Predictor(model, precision="auto").precision
+    assert chosen == ("bf16" if native_bf16(model.device) else "fp32")
+    assert not native_bf16(torch.device("meta"))  # never on non-CPU devices
 
 
 def test_unknown_precision_is_refused(model):

@@ -37,7 +37,7 @@ def compare(
     tree_b = figures.tree_figure(h_b, s_b, p_b, differs=only_b, mode=mode, title=f"B: {model_b}")
     rows: list[list[Any]] = []
     if same_tree:
-        for i in sorted(set(p_a) | set(p_b), key=lambda i: (h_a.depth_of[i], -max(s_a[i], s_b[i]))):
+        for i in sorted(set(p_a) | set(p_b), key=lambda i: (h_a.depth(i), -max(s_a[i], s_b[i]))):
             by = "both" if i in p_a and i in p_b else ("A only" if i in p_a else "B only")
             rows.append([h_a.path_string(i), round(figures.sigmoid(s_a[i]), 4), round(figures.sigmoid(s_b[i]), 4), by])
         agree = "agree on every label" if not (only_a or only_b) else f"differ on {len(only_a) + len(only_b)} label(s)"

@@ -54,7 +54,7 @@ def hierarchy_view(
         counted = [int(by_path.get(h.path_string(i), 0)) for i in range(h.num_labels)] if by_path else None
     needle = (query or "").strip().lower()
     rows = [
-        [h.path_string(i), h.depth_of[i], len(h.children(i)), counted[i] if counted is not None else "–"]
+        [h.path_string(i), h.depth(i), len(h.children(i)), counted[i] if counted is not None else "–"]
         for i in range(h.num_labels)
         if not needle or needle in h.path_string(i).lower()
     ]

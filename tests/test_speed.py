@@ -1,0 +1,87 @@
+"""benchmarks/speed.py: its quick run end to end (every key, through the real app and models), and the pieces its
+comparisons rely on: fixed padding changes no score, the synthetic trees have the size and depth asked for, the
+generated blocks replace only their own markers. No timing is asserted here (speed goals live in speed.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import speed
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_KEYS = [
+    "train_step_ratio_vs_backbone_mlm",
+    "head_gather_speedup",
+    "inference_ratio_vs_encoder",
+    "docs_per_second_batched",
+    "docs_per_second_one_by_one",
+    "dynamic_padding_speedup",
+    "peak_rss_mb_train",
+    "peak_rss_mb_predict",
+]
+APP_KEYS = ["predict_p50_ms_idle", "predict_p95_ms_idle", "predict_p95_ms_during_training", "app_cold_start_seconds"]
+
+
+def test_padding_to_max_length_changes_no_score(make_model, wos_docs, wos_hierarchy):
+    from hpt_core.model import HPTConfig
+
+    model = make_model(HPTConfig(max_length=256), wos_hierarchy).eval()
+    batch = model.encode([" ".join(text.split()[: 10 * (k + 1)]) for k, (text, _) in enumerate(wos_docs[:6])])
+    padded = speed.pad_to(batch, 256)
+    assert padded.input_ids.shape[1] == 256 > batch.input_ids.shape[1]
+    with torch.no_grad():
+        torch.testing.assert_close(model(padded).scores, model(batch).scores, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("labels", "depth"), [(500, 4), (5000, 8)])
+def test_synthetic_trees_have_the_size_and_depth_asked_for(labels: int, depth: int):
+    tree = speed.synthetic_hierarchy(labels, depth)
+    sizes = tree.level_sizes()
+    assert tree.num_labels == labels and tree.num_levels == depth
+    assert sizes == sorted(sizes) and sizes[-1] > labels / 2  # geometric growth, like real taxonomies
+    assert speed.synthetic_hierarchy(labels, depth).names == tree.names  # seeded
+
+
+def test_generated_blocks_replace_only_their_markers(tmp_path: Path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- speed:summary -->\nold\n<!-- /speed:summary -->\noutro\n", encoding="utf-8")
+    assert speed.write_block(doc, "summary", "| new |")
+    assert doc.read_text() == "intro\n<!-- speed:summary -->\n| new |\n<!-- /speed:summary -->\noutro\n"
+    assert not speed.write_block(doc, "scaling", "x")  # no markers: file untouched
+    doc.write_text("<!-- speed:scaling -->\n<!-- /speed:scaling -->\n", encoding="utf-8")  # a fresh, empty block
+    assert speed.write_block(doc, "scaling", "table\n")
+    assert doc.read_text() == "<!-- speed:scaling -->\ntable\n<!-- /speed:scaling -->\n"
+    table = speed.summary_table(
+        {"head_gather_speedup": 2.0, "goals_met": speed.goals_met({"head_gather_speedup": 2.0})}
+    )
+    assert "| 2.0× | >= 1.5 ✓ |" in table
+
+
+def test_quick_run_writes_every_key(tmp_path: Path):
+    out = tmp_path / "speed.json"
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.speed", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for key in MODEL_KEYS + APP_KEYS:
+        assert isinstance(result[key], (int, float)) and result[key] > 0, key
+    assert result["peak_rss_mb_train"] > result["peak_rss_mb_import"] > 100  # measured per process, not inherited
+    assert result["predict_p95_ms_idle"] >= result["predict_p50_ms_idle"]
+    assert set(result["goals_met"]) >= {"train_step_ratio_vs_backbone_mlm", "head_gather_speedup"}
+    labels = {row["labels"]: row for row in result["scaling"]["labels"]}
+    assert labels[5000]["depth"] == 8 and labels[27]["template_tokens"] < labels[5000]["template_tokens"]
+    assert [row["max_length"] for row in result["scaling"]["length"]] == [64, 128]
