@@ -236,6 +236,7 @@ def pad_to(batch: Any, width: int) -> Any:
         pad(batch.text_mask, False),
         pad(batch.special_mask, False),
         batch.labels,
+        batch.text_lengths,
     )
 
 

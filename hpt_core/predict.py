@@ -170,12 +170,12 @@ class Predictor:
     def hierarchy(self) -> LabelHierarchy:
         return self.model.hierarchy
 
-    def scores(self, texts: list[str]) -> np.ndarray:
-        """Raw label scores ``(N, C)``."""
+    def scores(self, texts: list[str], lengths: list[int] | None = None) -> np.ndarray:
+        """Raw label scores ``(N, C)``; ``lengths`` (optional) receives each text's wordpieces before truncation."""
         if self.precision == "bf16":
             with torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16):
-                return score_documents(self.model, list(texts), self.batch_size)
-        return score_documents(self.model, list(texts), self.batch_size)
+                return score_documents(self.model, list(texts), self.batch_size, lengths)
+        return score_documents(self.model, list(texts), self.batch_size, lengths)
 
     def predict(
         self,
@@ -193,9 +193,9 @@ class Predictor:
                 raise ConfigError(f"Text {k + 1} is empty; give some text to classify.")
         if not math.isfinite(threshold):
             raise ConfigError(f"threshold must be a finite number, got {threshold}.")
-        matrix = self.scores(texts)
+        lengths: list[int] = []
+        matrix = self.scores(texts, lengths)
         budget = self.model.template.text_budget(self.model.config.max_length)
-        lengths = [len(ids) for ids in self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
         h = self.hierarchy
         out = []
         for text, row, n_tokens in zip(texts, matrix, lengths):

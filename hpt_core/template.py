@@ -38,6 +38,7 @@ class TemplateBatch:
     text_mask: torch.Tensor  # (B, S) bool, True on text wordpieces (the MLM candidates)
     special_mask: torch.Tensor  # (B, S) bool, True on [CLS]/[SEP] (code-faithful MLM candidates)
     labels: torch.Tensor | None = None  # (B, C) multi-hot float targets
+    text_lengths: torch.Tensor | None = None  # (B,) text wordpieces before truncation (> budget: truncated)
 
     def to(self, device: torch.device | str) -> TemplateBatch:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -117,10 +118,11 @@ class PromptTemplate:
         budget = self.text_budget(max_length)
         if not texts:
             raise ConfigError("No texts to encode; give at least one text.")
-        # split_special_tokens: a literal "[MASK]" or "[SEP]" in user text stays plain text.
-        pieces = self.tokenizer(
-            list(texts), add_special_tokens=False, truncation=True, max_length=budget, split_special_tokens=True
-        )["input_ids"]
+        # split_special_tokens: a literal "[MASK]" or "[SEP]" in user text stays plain text. No truncation here (it
+        # costs the same, the tokenizer encodes the whole text either way): the full lengths tell what was cut.
+        pieces = self.tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True, verbose=False)[
+            "input_ids"
+        ]
         rows = [[self._cls_id, *p[:budget]] + [tok for tok, _ in self._tail] for p in pieces]
         width = max(len(r) for r in rows)
         batch = len(rows)
@@ -148,4 +150,5 @@ class PromptTemplate:
                 pred_pos[b] = torch.tensor([start + k for k in pred_offsets])
             if virt_offsets:
                 tmpl_pos[b] = torch.tensor([start + k for k in virt_offsets])
-        return TemplateBatch(input_ids, attention, pred_pos, tmpl_pos, text_mask, special_mask, labels)
+        lengths = torch.tensor([len(p) for p in pieces], dtype=torch.long)
+        return TemplateBatch(input_ids, attention, pred_pos, tmpl_pos, text_mask, special_mask, labels, lengths)

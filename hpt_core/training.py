@@ -222,19 +222,28 @@ def iterate_batches(
 
 
 @torch.inference_mode()
-def score_documents(model: HPTModel, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Label scores ``(N, C)`` for ``texts`` in eval mode (predict ``s > 0``); batches sorted by length."""
+def score_documents(
+    model: HPTModel, texts: list[str], batch_size: int = 32, lengths: list[int] | None = None
+) -> np.ndarray:
+    """Label scores ``(N, C)`` for ``texts`` in eval mode (predict ``s > 0``); batches sorted by length.
+
+    ``lengths``, when given, is filled with each text's wordpiece count before truncation (one tokenisation serves
+    both)."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), model.num_labels), dtype=np.float32)
+    counts = np.zeros(len(texts), dtype=np.int64)
     device = model.device
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        batch = model.encode([texts[i] for i in idx]).to(device)
+        batch = model.encode([texts[i] for i in idx])
+        counts[idx] = batch.text_lengths.numpy()
         with _autocast(device, "auto"):
-            out[idx] = model(batch).scores.float().cpu().numpy()
+            out[idx] = model(batch.to(device)).scores.float().cpu().numpy()
     model.train(was_training)
+    if lengths is not None:
+        lengths[:] = counts.tolist()
     return out
 
 
