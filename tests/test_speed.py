@@ -64,6 +64,14 @@ def test_generated_blocks_replace_only_their_markers(tmp_path: Path):
     assert "| 2.0× | >= 1.5 ✓ |" in table
 
 
+def test_figures_are_drawn_from_the_committed_results(tmp_path: Path):
+    result = json.loads((ROOT / "benchmarks" / "results" / "speed.json").read_text(encoding="utf-8"))
+    paths = speed.figures(result, tmp_path)
+    assert [p.name for p in paths] == ["speed-length.png", "speed-labels.png", "speed-batch.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") and p.stat().st_size > 10_000 for p in paths)
+    assert "| 5000 | 8 | 19 |" in speed.scaling_tables(result)  # the depth-8 synthetic tree's row
+
+
 def test_quick_run_writes_every_key(tmp_path: Path):
     out = tmp_path / "speed.json"
     env = os.environ | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
