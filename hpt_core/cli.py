@@ -91,8 +91,13 @@ def _progress_log(path: str | None) -> Callable[[Any], None]:
     """``--log-file``: every progress event as one JSON line (started empty); a no-op without a path."""
     if path is None:
         return lambda event: None
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("", encoding="utf-8")
+    if Path(path).is_dir():
+        raise UserError(f"--log-file {path} is a directory; give a file path such as runs/train-events.jsonl.")
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text("", encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"Cannot write --log-file {path}: {e.strerror or e}; choose a writable file path.") from e
 
     def write(event: Any) -> None:
         with open(path, "a", encoding="utf-8") as f:

@@ -392,6 +392,13 @@ def test_train_refuses_non_empty_out(capsys, wos_slice, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no staging directory left behind
 
 
+def test_train_log_file_that_is_a_directory_is_a_user_error(capsys, wos_slice, tmp_path, tiny_backbone_dir):
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "ckpt", "--backbone", tiny_backbone_dir]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1", "--log-file", tmp_path])
+    assert_user_error(code, out, err, "--log-file", "is a directory")
+    assert not (tmp_path / "ckpt").exists()
+
+
 def test_train_overwrite_replaces_out(capsys, wos_slice, tmp_path, tiny_backbone_dir):
     out_dir = tmp_path / "taken"
     out_dir.mkdir()
