@@ -366,6 +366,9 @@ def run_setfit(splits: Splits, backbone: str, seed: int, preset: Preset, log: Ca
     leaves = _leaf_targets(splits.train)
     train_data = HFDataset.from_dict({"text": [d.text for d in splits.train.documents], "label": leaves})
     model = SetFitModel.from_pretrained(resolve_backbone(backbone))
+    # SetFit's ``max_length`` only reaches its classifier head; the contrastive phase and ``predict`` truncate at the
+    # body's own limit (256 for all-MiniLM-L6-v2). Every other method reads the first ``max_length`` tokens.
+    model.model_body.max_seq_length = preset.max_length
     scratch = tempfile.mkdtemp(prefix="setfit-")  # SetFit's trainer writes checkpoints; never into the repository
     args = TrainingArguments(
         output_dir=scratch,
