@@ -148,6 +148,14 @@ def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tmp_path):
     assert "98.77" in text and text.count("<!-- quality-tiny:begin -->") == 1
     significance = json.loads((tmp_path / "quality-tiny-significance.json").read_text())
     assert {row["dataset"] for row in significance} == {"20ng-10pct", "wos-1k"}
+    # HPT is also tested against the deterministic sentence-embedding baseline (paired with every HPT seed)
+    assert {row["baseline"] for row in significance} == {"finetune", "emb-lr"}
+    assert "HPT − sentence-embedding baselines" in text
+    by_key = {(r["dataset"], r["method"], r["backbone"]): r for r in results["runs"]}
+    for row in significance:
+        hpt = by_key[(row["dataset"], "hpt", row["backbone"])]
+        other = by_key[(row["dataset"], row["baseline"], row["baseline_backbone"])]
+        assert row["micro_per_seed"] == pytest.approx([hpt["micro_f1"] - other["micro_f1"]])
 
 
 def test_paired_bootstrap_of_identical_runs_is_zero():
