@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks import quality
-from benchmarks.quality import PRESETS, Preset, jobs, run_benchmark, run_key
+from benchmarks.quality import PRESETS, TASK_MLM, Preset, jobs, run_benchmark, run_key
 from benchmarks.quality_report import paired_bootstrap, write_report
 
 RUN_FIELDS = {
@@ -122,7 +122,7 @@ def test_changed_training_settings_refuse_to_mix_with_old_runs(tiny_run, tiny_pr
         run_benchmark(replace(tiny_preset, lr=1e-3), directory, log=lambda _: None)
 
 
-def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tmp_path):
+def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tiny_preset, tmp_path):
     directory, _ = tiny_run
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Benchmarks\n\nHand-written analysis stays.\n")
@@ -148,9 +148,13 @@ def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tmp_path):
     assert "98.77" in text and text.count("<!-- quality-tiny:begin -->") == 1
     significance = json.loads((tmp_path / "quality-tiny-significance.json").read_text())
     assert {row["dataset"] for row in significance} == {"20ng-10pct", "wos-1k"}
-    # HPT is also tested against the deterministic sentence-embedding baseline (paired with every HPT seed)
-    assert {row["baseline"] for row in significance} == {"finetune", "emb-lr"}
-    assert "HPT − sentence-embedding baselines" in text
+    # HPT on the primary backbone is also tested against HPT on the task-adapted backbone and against the
+    # deterministic sentence-embedding baseline (paired with every HPT seed)
+    assert {(row["baseline"], row["baseline_backbone"]) for row in significance if row["baseline"] != "finetune"} == {
+        ("hpt", TASK_MLM),
+        ("emb-lr", tiny_preset.embedding_backbone),
+    }
+    assert "sentence-embedding baselines" in text
     by_key = {(r["dataset"], r["method"], r["backbone"]): r for r in results["runs"]}
     for row in significance:
         hpt = by_key[(row["dataset"], "hpt", row["backbone"])]
