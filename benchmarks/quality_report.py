@@ -170,7 +170,11 @@ def _comparisons(preset: dict[str, Any], groups: dict) -> list[tuple[str, str, s
         if backbone == preset["backbones"][0]:
             # the shipped HPT against HPT on the other backbones (the effect of re-warming) and against what a user
             # of a sentence-embedding backbone would use
-            out += [(dataset, backbone, "hpt", b) for d, m, b in sorted(groups) if d == dataset and m == "hpt"]
+            out += [
+                (dataset, backbone, "hpt", b)
+                for d, m, b in sorted(groups)
+                if (d, m) == (dataset, "hpt") and b != backbone
+            ]
             out += [(dataset, backbone, m, preset.get("embedding_backbone", "minilm-l6")) for m in SENTENCE_BASELINES]
     return out
 
@@ -182,7 +186,7 @@ def significance(results: dict[str, Any], predictions: dict[str, Any]) -> list[d
     groups = group_runs(results["runs"])
     rows = []
     for dataset, backbone, baseline, baseline_backbone in _comparisons(results["preset"], groups):
-        if (dataset, baseline, baseline_backbone) not in groups or (baseline, baseline_backbone) == ("hpt", backbone):
+        if (dataset, baseline, baseline_backbone) not in groups:
             continue
         hpt_runs = groups[(dataset, "hpt", backbone)]
         others = {r["seed"]: r for r in groups[(dataset, baseline, baseline_backbone)]}
@@ -275,11 +279,10 @@ def _significance_table(rows: list[dict[str, Any]], preset: dict[str, Any], colu
         for metric in ("micro", "macro"):
             boot = row[f"{metric}_bootstrap"]
             t_p = row[f"{metric}_t_p"]
-            second = name(row)
             lines.append(
                 [
                     dataset_name(row["dataset"], preset),
-                    BACKBONE_NAMES.get(second, second),
+                    name(row),
                     f"{metric}-F1",
                     ", ".join(_pct_signed(d) for d in row[f"{metric}_per_seed"]),
                     _pct_signed(boot["diff"]),
@@ -323,7 +326,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         )
         out.append(_table(["Method", "Backbone", "Micro-F1", "Macro-F1", "Seeds", "Train s"], rows))
         out.append("")
-    ft_rows = [row for row in sig if row.get("baseline", "finetune") == "finetune"]
+    ft_rows = [row for row in sig if row["baseline"] == "finetune"]
     if ft_rows:
         out.append("### HPT − vanilla fine-tune (paired)\n")
         out.append(
@@ -334,9 +337,13 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
             "approximate randomisation test over documents (swap the two systems' predictions per document), which "
             "has no such bias; p (t) is a paired t-test over seeds.\n"
         )
-        out.append(_significance_table(ft_rows, preset, "Backbone", lambda row: row["backbone"]))
+        out.append(
+            _significance_table(
+                ft_rows, preset, "Backbone", lambda row: BACKBONE_NAMES.get(row["backbone"], row["backbone"])
+            )
+        )
         out.append("")
-    other_rows = [row for row in sig if row.get("baseline", "finetune") != "finetune"]
+    other_rows = [row for row in sig if row["baseline"] != "finetune"]
     if other_rows:
         out.append(f"### HPT on `{preset['backbones'][0]}` − HPT on other backbones and sentence-embedding baselines\n")
         out.append(
