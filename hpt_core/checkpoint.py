@@ -4,6 +4,8 @@ Layout::
 
     config.json          {"format": "hpt-studio/1", "hpt_config": {...}, "backbone_config": {...}}
     model.safetensors    every weight: backbone, label words, template, [PRED], graph, biases, random edges
+                         (with ``float16-delta`` storage the backbone weights are fp16 differences from the backbone
+                         file the model was trained from, named with its sha256 in config.json)
     hierarchy.json       label names and parents in label-id order
     tokenizer files      written by the tokenizer's save_pretrained
     train_config.json    the run's TrainConfig (when given)
@@ -16,6 +18,7 @@ interrupted save never leaves a half-written checkpoint, and an existing one is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,11 +43,16 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "REQUIRED_FILES",
     "WEIGHT_PRECISIONS",
+    "delta_base_file",
+    "check_target",
+    "check_weights",
 ]
 
 CHECKPOINT_FORMAT = "hpt-studio/1"
 REQUIRED_FILES = ("config.json", "model.safetensors", "hierarchy.json")
-WEIGHT_PRECISIONS = ("float32", "float16", "mixed")  # storage precision of model.safetensors
+# storage precision of model.safetensors, smallest first
+WEIGHT_PRECISIONS = ("float16", "float16-delta", "mixed", "float32")
+_BACKBONE_PREFIX = "backbone."  # HPTModel's backbone parameters are named "backbone.<name in the backbone's file>"
 
 
 _RESERVED = {"config.json", "hierarchy.json", "model.safetensors", "metrics.json", "train_config.json", "README.md"}
@@ -71,8 +79,11 @@ def save_checkpoint(
 
     ``weights`` is the storage precision: ``float32``; ``float16`` (every floating-point tensor, half the size); or
     ``mixed`` (only the word embeddings, tied to the MLM decoder, in fp16: they are half of a small backbone and
-    rounding them barely moves the scores, while rounding the encoder's matrices does). ``load_checkpoint`` always
-    rebuilds an fp32 model; ``model`` itself is left untouched.
+    rounding them barely moves the scores, while rounding the encoder's matrices does); or ``float16-delta`` (every
+    backbone weight as the fp16 difference from the backbone file it was trained from, the rest in fp32: about the
+    size of ``float16``, but fine-tuning moves a weight by a few per cent, so rounding the difference errs some 20×
+    less than rounding the weight; loading needs that same backbone file, checked by its sha256).
+    ``load_checkpoint`` always rebuilds an fp32 model; ``model`` itself is left untouched.
     """
     import copy
 
@@ -80,27 +91,33 @@ def save_checkpoint(
 
     from hpt_core.model_card import render_model_card
 
-    if weights not in WEIGHT_PRECISIONS:
-        raise ConfigError(f"weights must be one of {', '.join(WEIGHT_PRECISIONS)}, got {weights!r}.")
+    check_weights(weights, model.config.backbone)
+    base = _read_delta_base(model.config.backbone) if weights == "float16-delta" else None
 
     target = Path(directory)
     with atomic_directory(target, overwrite) as staging:
+        backbone_config = model.backbone.config.to_dict()
+        backbone_config.pop("_name_or_path", None)  # where it was loaded from on the training machine
         config = {
             "format": CHECKPOINT_FORMAT,
             "hpt_config": model.config.to_dict(),
-            "backbone_config": model.backbone.config.to_dict(),
+            "backbone_config": backbone_config,
             "num_labels": model.num_labels,
             "num_levels": model.hierarchy.num_levels,
             "weights_dtype": weights,
         }
-        _write_json(staging / "config.json", config)
-        _write_json(staging / "hierarchy.json", model.hierarchy.to_dict())
         stored = model
         if weights == "float16":
             stored = copy.deepcopy(model).half()
         elif weights == "mixed":
             stored = copy.deepcopy(model)
             stored.word_embeddings.weight.data = stored.word_embeddings.weight.data.half()  # the decoder is tied
+        elif base is not None:
+            stored = copy.deepcopy(model)
+            keys = _to_deltas(stored, base.tensors)
+            config["delta_base"] = {"backbone": model.config.backbone, "sha256": base.sha256, "keys": keys}
+        _write_json(staging / "config.json", config)
+        _write_json(staging / "hierarchy.json", model.hierarchy.to_dict())
         save_model(stored, str(staging / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
         del stored
         model.tokenizer.save_pretrained(str(staging))
@@ -113,10 +130,101 @@ def save_checkpoint(
                 raise ConfigError(f"extra file name {file_name!r} must be a plain, non-reserved file name.")
             (staging / file_name).write_text(text, encoding="utf-8")
         (staging / "README.md").write_text(
-            card or render_model_card(model, metrics=metrics, train_config=train_config, description=description),
+            card
+            or render_model_card(
+                model, metrics=metrics, train_config=train_config, description=description, weights=weights
+            ),
             encoding="utf-8",
         )
     return target
+
+
+class _DeltaBase:
+    """The backbone weights file that ``float16-delta`` weights are differences from: its sha256 and tensors."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors.torch import load
+
+        data = path.read_bytes()  # read once for both the hash and the tensors
+        self.path = path
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.tensors: dict[str, torch.Tensor] = load(data)
+
+
+def delta_base_file(backbone: str) -> Path:
+    """The local ``model.safetensors`` of ``backbone`` (alias or directory) that ``float16-delta`` weights are
+    stored relative to; raises ``ConfigError`` saying what to use instead when there is none (a hub name)."""
+    from hpt_core.backbones import resolve_backbone
+    from hpt_core.errors import BackboneError
+
+    try:
+        where = Path(resolve_backbone(backbone))
+    except BackboneError as e:
+        raise ConfigError(f"float16-delta storage needs the backbone's weights file: {e}") from e
+    path = where / "model.safetensors"
+    if not path.is_file():
+        raise ConfigError(
+            f"float16-delta storage stores weights as differences from the backbone's local model.safetensors, and "
+            f"backbone {backbone!r} has none here (a hub name or a directory without safetensors weights); use "
+            "--weights float16 or float32, or pass the backbone's local directory."
+        )
+    return path
+
+
+def _read_delta_base(backbone: str) -> _DeltaBase:
+    return _DeltaBase(delta_base_file(backbone))
+
+
+def _delta_targets(model: HPTModel, base: dict[str, torch.Tensor]) -> dict[str, tuple[str, torch.nn.Parameter]]:
+    """Model parameter name → (key in the backbone file, parameter) for every backbone weight the file holds with the
+    same shape. A tied parameter (word embeddings = MLM decoder) appears once, under a name the file has."""
+    targets: dict[str, tuple[str, torch.nn.Parameter]] = {}
+    seen: set[int] = set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        key = name[len(_BACKBONE_PREFIX) :]
+        if id(param) in seen or not name.startswith(_BACKBONE_PREFIX) or key not in base:
+            continue
+        if base[key].shape == param.shape and param.is_floating_point():
+            targets[name] = (key, param)
+            seen.add(id(param))
+    return targets
+
+
+def _to_deltas(model: HPTModel, base: dict[str, torch.Tensor]) -> list[str]:
+    """Replace, in place, each backbone weight of ``model`` (a copy) by its fp16 difference from ``base``; returns
+    the names replaced."""
+    targets = _delta_targets(model, base)
+    for key, param in targets.values():
+        param.data = (param.data.float() - base[key].to(device=param.device, dtype=torch.float32)).half()
+    return sorted(targets)
+
+
+def _add_delta_base(model: HPTModel, root: Path, info: Any) -> None:
+    """Undo ``_to_deltas`` on a model just loaded from ``root``: add the backbone file's weights back (in fp32)."""
+    if not isinstance(info, dict) or not isinstance(info.get("keys"), list) or "backbone" not in info:
+        raise CheckpointError(f"{root}/config.json has float16-delta weights but no valid 'delta_base' entry.")
+    backbone = str(info["backbone"])
+    try:
+        base = _read_delta_base(backbone)
+    except (ConfigError, OSError) as e:
+        raise CheckpointError(
+            f"{root} stores its backbone weights as differences from backbone {backbone!r}, whose weights file "
+            f"cannot be read here ({e}). Put that backbone back (for 'minilm-l6-mlm': checkpoints/minilm-l6-mlm/ "
+            "from this repository), or re-save the checkpoint with float32 weights where it loads."
+        ) from e
+    if base.sha256 != info.get("sha256"):
+        raise CheckpointError(
+            f"{root} stores its backbone weights as differences from {base.path} with sha256 {info.get('sha256')}, "
+            f"but that file now has sha256 {base.sha256}: the backbone changed since this model was saved. Restore "
+            "the original backbone file (git checkout, or a copy of it), or retrain the model."
+        )
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    for name in info["keys"]:
+        key = str(name)[len(_BACKBONE_PREFIX) :]
+        param = parameters.get(str(name))
+        if param is None or key not in base.tensors or base.tensors[key].shape != param.shape:
+            raise CheckpointError(f"{root}: delta weight {name!r} does not match the model or backbone {backbone!r}.")
+        param.data.add_(base.tensors[key].to(device=param.device, dtype=param.dtype))
 
 
 def _current_umask() -> int:
@@ -140,6 +248,26 @@ def _default_permissions(directory: Path) -> None:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
+def check_target(target: str | Path, overwrite: bool = False) -> None:
+    """Raise ``CheckpointError`` when saving to ``target`` would replace a file or non-empty directory and
+    ``overwrite`` is not set (call it before long work, so nothing is lost at save time)."""
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        raise CheckpointError(
+            f"{target} already exists and is not empty; choose another directory or pass overwrite=True "
+            "(--overwrite) to replace it."
+        )
+
+
+def check_weights(weights: str, backbone: str) -> None:
+    """Raise ``ConfigError`` when ``weights`` storage cannot be used for a model trained from ``backbone``
+    (unknown precision, or ``float16-delta`` without a local backbone weights file); call it before training."""
+    if weights not in WEIGHT_PRECISIONS:
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHT_PRECISIONS)}, got {weights!r}.")
+    if weights == "float16-delta":
+        delta_base_file(backbone)
+
+
 @contextmanager
 def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a staging directory beside ``target``; on success it replaces ``target`` in one rename.
@@ -147,11 +275,7 @@ def atomic_directory(target: Path, overwrite: bool = False) -> Iterator[Path]:
     Refuses a non-empty ``target`` unless ``overwrite``; on any error the staging directory is removed and an
     existing ``target`` is left untouched.
     """
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-        raise CheckpointError(
-            f"{target} already exists and is not empty; choose another directory or pass overwrite=True "
-            "(--overwrite) to replace it."
-        )
+    check_target(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -236,4 +360,6 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
             f"{root}/model.safetensors does not match config.json: missing {sorted(missing_keys)[:5]}, unexpected "
             f"{sorted(unexpected)[:5]}."
         )
+    if config.get("weights_dtype") == "float16-delta":
+        _add_delta_base(model, root, config.get("delta_base"))
     return model.to(device).eval()

@@ -400,9 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
         "--weights",
-        choices=("float32", "float16", "mixed"),
+        choices=("float32", "float16", "float16-delta", "mixed"),
         default="float32",
-        help="storage precision: float32 (default), float16 (half the size), mixed (fp16 word embeddings only)",
+        help="storage precision: float32 (default), float16 (half the size), float16-delta (half the size, the "
+        "backbone weights as fp16 differences from the local backbone file; loading needs that file), mixed (fp16 "
+        "word embeddings only)",
     )
     p.add_argument("--strip-newsgroup-headers", action="store_true", help=STRIP_HELP)
     p.add_argument("--log-file", help=LOG_FILE_HELP)

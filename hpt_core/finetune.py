@@ -154,8 +154,21 @@ def finetune(
     run is saved only with ``save_if_cancelled`` (the best state so far); ``out=None`` saves nothing.
     ``save_test_split`` stores the test documents as ``test.jsonl`` beside the weights (the app's Evaluate tab).
     ``backbone_label`` replaces the backbone name recorded in the checkpoint (e.g. for a temporary adapted backbone
-    directory; the checkpoint holds every weight, so it never needs that directory again).
+    directory; the checkpoint holds every weight, so it never needs that directory again; ``float16-delta`` weights,
+    which do need it, are refused). A non-empty ``out`` (without ``overwrite``) or a ``weights`` storage that cannot
+    be used is refused before training starts.
     """
+    from hpt_core.checkpoint import check_target, check_weights
+
+    # Everything that would refuse the save is checked now, so that no training is lost at the end.
+    if out is not None:
+        check_target(out, overwrite)
+        if weights == "float16-delta" and backbone_label is not None:
+            raise ConfigError(
+                f"float16-delta storage needs the backbone file the model was trained from, and this run's backbone "
+                f"({model_config.backbone}) is a temporary directory; use weights float16 or float32."
+            )
+        check_weights(weights, model_config.backbone)
     train_set = splits.train
     if low_resource_fraction is not None:
         train_set = low_resource(train_set, low_resource_fraction, seed=train_config.seed)

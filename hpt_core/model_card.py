@@ -19,9 +19,10 @@ def render_model_card(
     metrics: dict[str, Any] | None = None,
     train_config: dict[str, Any] | None = None,
     description: str | None = None,
+    weights: str = "float32",
 ) -> str:
     """Markdown describing data, variant, metrics and how to load the checkpoint (``description``: a paragraph on
-    what the model is for and its limits)."""
+    what the model is for and its limits; ``weights``: the storage precision of ``model.safetensors``)."""
     cfg = model.config
     h = model.hierarchy
     lines = [
@@ -71,5 +72,21 @@ def render_model_card(
         "",
         "Weights are in `model.safetensors` (no pickle); the label tree is in `hierarchy.json`.",
         "",
+        _STORAGE.get(weights, "").format(backbone=cfg.backbone),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_STORAGE = {
+    "float32": "Storage: fp32.\n",
+    "float16": "Storage: fp16 (loaded back in fp32; scores move by up to a few 1e-3).\n",
+    "mixed": "Storage: word embeddings in fp16, everything else in fp32 (loaded back in fp32).\n",
+    "float16-delta": (
+        "Storage: `float16-delta`. Every backbone weight is stored as its fp16 difference from the backbone file it "
+        "was trained from (`{backbone}`, named with its sha256 in `config.json`); the graph, template, `[PRED]` and "
+        "label-word weights are fp32. That is half the size of fp32, and since training moves a weight by a few per "
+        "cent, rounding the update instead of the weight keeps the scores far closer to fp32 than plain fp16. "
+        "Loading adds the backbone's weights back, so that backbone must be present, unchanged: a missing or "
+        "changed backbone file is reported by name.\n"
+    ),
+}

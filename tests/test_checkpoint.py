@@ -102,6 +102,95 @@ def test_half_precision_weights_load_in_fp32_and_leave_the_model_alone(
     assert torch.allclose(after, before, atol=1e-2)  # ... but close (the shipped checkpoints are checked to 1e-3)
 
 
+def _trained_on(backbone_dir: Path, hierarchy, scale: float = 0.002) -> HPTModel:
+    """A model on the backbone saved at ``backbone_dir``, every weight moved a few per cent as training would."""
+    torch.manual_seed(5)
+    model = HPTModel.from_backbone(HPTConfig(backbone=str(backbone_dir), max_length=128), hierarchy)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return model
+
+
+def test_float16_delta_stores_backbone_weights_as_differences_from_the_backbone_file(
+    save_tiny_backbone, wos_hierarchy, wos_docs, tmp_path: Path
+):
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    backbone_dir = save_tiny_backbone(hidden_size=64, intermediate_size=128)
+    base = load_file(str(backbone_dir / "model.safetensors"))
+    model = _trained_on(backbone_dir, wos_hierarchy)
+    texts = [text for text, _ in wos_docs[:6]]
+    before = scores_of(model, texts)
+    full = model.save_pretrained(tmp_path / "fp32")
+    half = model.save_pretrained(tmp_path / "fp16", weights="float16")
+    delta = model.save_pretrained(tmp_path / "delta", weights="float16-delta")
+    assert torch.equal(scores_of(model, texts), before)  # the saved model itself is not converted
+
+    config = json.loads((delta / "config.json").read_text())
+    assert config["weights_dtype"] == "float16-delta" and "_name_or_path" not in config["backbone_config"]
+    info = config["delta_base"]
+    assert info["backbone"] == str(backbone_dir)
+    assert info["sha256"] == hashlib.sha256((backbone_dir / "model.safetensors").read_bytes()).hexdigest()
+    word, query = (
+        "backbone.bert.embeddings.word_embeddings.weight",
+        "backbone.bert.encoder.layer.0.attention.self.query.weight",
+    )
+    assert {word, query} <= set(info["keys"]) and all(k.startswith("backbone.") for k in info["keys"])
+    with safe_open(str(delta / "model.safetensors"), "pt") as f:
+        dtypes = {name: f.get_slice(name).get_dtype() for name in f.keys()}  # noqa: SIM118
+    assert dtypes[word] == dtypes[query] == "F16"
+    assert dtypes["verbalizer.label_words"] == dtypes["graph.convs.0.lin.weight"] == "F32"  # new weights stay fp32
+    assert (delta / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+
+    loaded, rounded = HPTModel.from_pretrained(delta), HPTModel.from_pretrained(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert loaded.backbone.get_output_embeddings().weight is loaded.word_embeddings.weight  # still tied
+    trained = dict(model.named_parameters())
+    got, fp16 = dict(loaded.named_parameters()), dict(rounded.named_parameters())
+    worst_delta = worst_fp16 = 0.0
+    for name in info["keys"]:
+        w, b = trained[name].detach(), base[name.removeprefix("backbone.")].float()
+        error = (got[name].detach() - w).abs()
+        # fp16 rounds the difference to 11 significant bits; adding the base back rounds once more in fp32
+        assert bool((error <= (w - b).abs() * 2**-11 + w.abs() * 2**-23 + 2**-24).all()), name
+        worst_delta = max(worst_delta, float(error.max()))
+        worst_fp16 = max(worst_fp16, float((fp16[name].detach() - w).abs().max()))
+    assert worst_delta < worst_fp16 / 4
+    new_weights = [n for n in trained if not n.startswith("backbone.")]
+    assert new_weights and all(torch.equal(got[n], trained[n]) for n in new_weights)
+    after_delta, after_fp16 = scores_of(loaded, texts), scores_of(rounded, texts)
+    assert float((after_delta - before).abs().max()) < float((after_fp16 - before).abs().max())
+
+
+def test_float16_delta_refuses_a_changed_or_missing_backbone(
+    save_tiny_backbone, tiny_bert, wos_hierarchy, tmp_path: Path
+):
+    import shutil
+
+    backbone_dir = tmp_path / "backbone"
+    shutil.copytree(save_tiny_backbone(), backbone_dir)
+    path = _trained_on(backbone_dir, wos_hierarchy).save_pretrained(tmp_path / "delta", weights="float16-delta")
+    assert HPTModel.from_pretrained(path).num_labels == wos_hierarchy.num_labels
+    tiny_bert(seed=9).save_pretrained(backbone_dir)  # the backbone is retrained in place
+    with pytest.raises(CheckpointError, match="sha256") as changed:
+        HPTModel.from_pretrained(path)
+    assert "Restore the original backbone file" in str(changed.value)
+    shutil.rmtree(backbone_dir)
+    with pytest.raises(CheckpointError, match="cannot be read here") as missing:
+        HPTModel.from_pretrained(path)
+    assert str(backbone_dir) in str(missing.value) and "float32" in str(missing.value)
+
+
+def test_float16_delta_needs_a_local_backbone_file(make_model, tmp_path: Path):
+    model = make_model(HPTConfig(backbone="some-org/a-hub-model", max_length=128))
+    with pytest.raises(ConfigError, match="has none here"):
+        model.save_pretrained(tmp_path / "delta", weights="float16-delta")
+    assert not (tmp_path / "delta").exists()
+
+
 def test_saved_files_get_the_usual_permissions(make_model, tmp_path: Path):
     import os
     import stat

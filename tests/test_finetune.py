@@ -85,6 +85,49 @@ def test_finetune_trains_evaluates_and_saves(wos_file: Path, save_tiny_backbone,
         finetune(splits, config, TrainConfig(epochs=1, max_steps=1), tmp_path / "model")
 
 
+@pytest.mark.parametrize(
+    ("weights", "backbone_label", "error", "match"),
+    [
+        ("float16-delta", "my-adapted-backbone", ConfigError, "temporary directory"),
+        ("int8", None, ConfigError, "weights must be one of"),
+        ("float32", None, CheckpointError, "already exists"),
+    ],
+    ids=["delta-of-a-temporary-backbone", "unknown-precision", "non-empty-output"],
+)
+def test_a_save_that_would_fail_is_refused_before_training(
+    wos_file: Path, save_tiny_backbone, tmp_path: Path, weights, backbone_label, error, match
+) -> None:
+    out = tmp_path / "model"
+    if error is CheckpointError:
+        out.mkdir()
+        (out / "my-notes.txt").write_text("keep me")
+    events: list = []
+    config = HPTConfig(backbone=str(save_tiny_backbone()), max_length=64)
+    with pytest.raises(error, match=match):
+        finetune(
+            prepare_splits(wos_file),
+            config,
+            TrainConfig(epochs=1),
+            out,
+            callback=events.append,
+            weights=weights,
+            backbone_label=backbone_label,
+        )
+    assert events == []  # not a single training step was spent
+    assert not out.exists() or [p.name for p in out.iterdir()] == ["my-notes.txt"]
+
+
+def test_finetune_saves_float16_delta_weights_that_reload(wos_file: Path, save_tiny_backbone, tmp_path: Path) -> None:
+    splits = prepare_splits(wos_file)
+    config = HPTConfig(backbone=str(save_tiny_backbone()), max_length=64)
+    result = finetune(
+        splits, config, TrainConfig(epochs=1, batch_size=8, seed=0), tmp_path / "m", weights="float16-delta"
+    )
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["weights_dtype"] == "float16-delta" and saved["delta_base"]["backbone"] == config.backbone
+    assert HPTModel.from_pretrained(result.directory).num_labels == splits.train.hierarchy.num_labels
+
+
 def test_cancelled_finetune_saves_nothing(wos_file: Path, save_tiny_backbone, tmp_path: Path) -> None:
     cancel = threading.Event()
     cancel.set()
