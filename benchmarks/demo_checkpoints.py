@@ -3,13 +3,16 @@
     python -m benchmarks.demo_checkpoints                 # both (about 20 minutes each on 2 CPU cores)
     python -m benchmarks.demo_checkpoints --only 20ng-hpt
     python -m benchmarks.demo_checkpoints --baselines    # TF-IDF and sentence-embedding baselines on the same split
+    python -m benchmarks.demo_checkpoints --only 20ng-hpt --reselect-weights   # re-choose the storage, no training
 
 Data: the standard 20 Newsgroups training split (headers, quoted replies and signatures stripped, as in the quality
 benchmark), 10 % of it carved out as dev (stratified, seed 0) for model selection; metrics on the whole standard test
-split (7,532 messages). Weights are stored in the smallest precision (fp16, then fp16 word embeddings only, then
-fp32) whose scores stay within ``FP16_TOLERANCE`` of the fp32 model on 1,000 test messages. ``metrics.json`` holds
-the shipped weights' test metrics, that check, and the metrics of 200 test messages spread over the split
-(``test_slice_200``), which the tests reproduce (``--refresh`` recomputes them without training).
+split (7,532 messages). Weights are stored in the smallest precision of ``WEIGHTS`` (fp16; fp16 differences from the
+backbone file; fp16 word embeddings only; fp32) whose scores stay within ``FP16_TOLERANCE`` of the fp32 model on
+1,000 test messages. ``metrics.json`` holds the shipped weights' test metrics, that check, and the metrics of 200 test
+messages spread over the split (``test_slice_200``), which the tests reproduce (``--refresh`` recomputes them without
+training). ``--reselect-weights`` repeats the precision choice on a checkpoint that is still stored in fp32 (the
+trained weights themselves) and recomputes its test metrics with the weights it ships.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ NEWS = ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.g
 CHECKPOINTS = ROOT / "checkpoints"
 BASELINES = ROOT / "benchmarks" / "results" / "demo-baselines.json"
 FP16_TOLERANCE = 1e-3
-WEIGHTS = ("float16", "mixed", "float32")  # the smallest storage whose scores stay within FP16_TOLERANCE wins
+# the smallest storage whose scores stay within FP16_TOLERANCE wins (smallest first)
+WEIGHTS = ("float16", "float16-delta", "mixed", "float32")
 SLICE = 200
 CHECK_DOCS = 1000
 
@@ -127,13 +131,6 @@ def build(
             log(f"  step {p.step}/{p.total_steps} {p.message or f'loss {p.loss:.4f}'} ({p.elapsed_seconds:.0f} s)")
 
     result = train(model, train_set, dev_set, train_config, callback=progress)
-    counts = train_set.label_counts()
-    texts = [d.text for d in test_set.documents]
-    gold = [d.labels for d in test_set.documents]
-    check = texts[:CHECK_DOCS]
-    fp32_scores = score_documents(model, check)
-
-    out = directory / name
     provenance = train_config.to_dict() | {
         "data": "20 Newsgroups bydate (../shared/data/20newsgroups/20news-bydate.jsonl.gz), standard training split",
         "strip_newsgroup_headers": True,
@@ -141,26 +138,59 @@ def build(
         "variant": config.variant_name,
         "command": f"python -m benchmarks.demo_checkpoints --only {name}",
     }
-    metrics: dict[str, Any] = {}
+    training = {
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "seconds": round(result.seconds, 1),
+        "device": result.device,
+        "train_documents": len(train_set),
+        "dev_documents": len(dev_set),
+        "test_documents": len(test_set),
+        "label_counts": {news.hierarchy.path_string(i): c for i, c in enumerate(train_set.label_counts())},
+        "history": result.history,
+    }
+    dev = result.best_dev.to_dict() if result.best_dev is not None else None
+    return _ship(name, model, test_set.documents, train_set.label_counts(), dev, training, provenance, directory, log)
+
+
+def _ship(
+    name: str,
+    model: HPTModel,
+    test_documents: list,
+    train_counts: list[int],
+    dev: dict[str, Any] | None,
+    training: dict[str, Any],
+    provenance: dict[str, Any],
+    directory: Path,
+    log: Any,
+) -> dict[str, Any]:
+    """Choose the storage of the trained fp32 ``model``, save it to ``directory/<name>`` and evaluate the shipped
+    weights on ``test_documents``; returns the metrics written beside them."""
+    hierarchy = model.hierarchy
+    texts = [d.text for d in test_documents]
+    check = texts[:CHECK_DOCS]
+    fp32_scores = score_documents(model, check)
+    out = directory / name
     trials: dict[str, dict[str, float]] = {}
     for weights in WEIGHTS:
-        model.save_pretrained(out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights)
+        model.save_pretrained(out, train_config=provenance, overwrite=True, weights=weights)
         shipped = HPTModel.from_pretrained(out)
         check_scores = score_documents(shipped, check)
         diff = float(np.abs(check_scores - fp32_scores).max())
         flips = sum(a != b for a, b in zip(_predicted(check_scores), _predicted(fp32_scores), strict=True))
-        log(f"  {weights} weights: max |score - fp32| {diff:.2e}, {flips} changed predictions")
-        trials[weights] = {"max_abs_score_diff_vs_fp32": diff, "changed_predictions_vs_fp32": flips}
+        size = (out / "model.safetensors").stat().st_size
+        log(f"  {weights} weights: max |score - fp32| {diff:.2e}, {flips} changed predictions, {size / 2**20:.1f} MiB")
+        trials[weights] = {"max_abs_score_diff_vs_fp32": diff, "changed_predictions_vs_fp32": flips, "bytes": size}
         if diff <= FP16_TOLERANCE:
             break
-    provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=variant, weights=weights, **SETTINGS)
+    provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
     started = time.perf_counter()
     scores = score_documents(shipped, texts)
-    test_report = evaluate_sets(gold, _predicted(scores), news.hierarchy, counts)
+    test_report = evaluate_sets([d.labels for d in test_documents], _predicted(scores), hierarchy, train_counts)
     metrics = {
-        "dev": result.best_dev.to_dict() if result.best_dev is not None else None,
+        "dev": dev,
         "test": test_report.to_dict(),
-        "test_slice_200": slice_metrics(shipped, test_set.documents, news.hierarchy),
+        "test_slice_200": slice_metrics(shipped, test_documents, hierarchy),
         "weights": {
             "dtype": weights,
             "max_abs_score_diff_vs_fp32": diff,
@@ -169,24 +199,44 @@ def build(
             "tolerance": FP16_TOLERANCE,
             "trials": trials,
         },
-        "training": {
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "seconds": round(result.seconds, 1),
-            "test_seconds": round(time.perf_counter() - started, 1),
-            "device": result.device,
-            "train_documents": len(train_set),
-            "dev_documents": len(dev_set),
-            "test_documents": len(test_set),
-            "label_counts": {news.hierarchy.path_string(i): c for i, c in enumerate(counts)},
-            "history": result.history,
-        },
+        "training": training | {"test_seconds": round(time.perf_counter() - started, 1)},
     }
     shipped.save_pretrained(
         out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights, description=DESCRIPTION[name]
     )
-    log(f"{name}: test {test_report.summary()}")
+    log(f"{name}: {weights} weights, test {test_report.summary()}")
     return metrics
+
+
+def reselect_weights(name: str, directory: Path = CHECKPOINTS, log: Any = print) -> dict[str, Any]:
+    """Repeat the storage choice of ``WEIGHTS`` on an existing checkpoint stored in fp32 (no training): the dev
+    metrics and training record are kept, the test metrics are recomputed with the weights it now ships."""
+    from hpt_core.checkpoint import read_metrics
+
+    out = directory / name
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    if config.get("weights_dtype") != "float32":
+        raise SystemExit(
+            f"{out} is stored as {config.get('weights_dtype')}, not float32: the fp32 reference is gone; retrain it "
+            f"with python -m benchmarks.demo_checkpoints --only {name}."
+        )
+    model = HPTModel.from_pretrained(out)
+    metrics = read_metrics(out) or {}
+    provenance = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
+    news = load_20newsgroups(NEWS, strip=True)
+    train_set, _, test_set = split_dataset(news, 0.1, 0.0, seed=0)
+    training = {k: v for k, v in metrics.get("training", {}).items() if k != "test_seconds"}
+    return _ship(
+        name,
+        model,
+        test_set.documents,
+        train_set.label_counts(),
+        metrics.get("dev"),
+        training,
+        provenance,
+        directory,
+        log,
+    )
 
 
 def baselines(log: Any = print, out: Path = BASELINES) -> dict[str, Any]:
@@ -215,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-limit", type=int, default=None, help="quick check: first N dev/test messages")
     parser.add_argument("--refresh", action="store_true", help="only recompute the test slice and model card")
     parser.add_argument("--baselines", action="store_true", help="only the classical baselines on the same split")
+    parser.add_argument(
+        "--reselect-weights",
+        action="store_true",
+        help="repeat the storage choice on an fp32 checkpoint, without training (recomputes its test metrics)",
+    )
     args = parser.parse_args(argv)
     if args.baselines:
         baselines(lambda m: print(m, file=sys.stderr, flush=True))
@@ -223,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         if args.refresh:
             metrics = refresh(name, args.out_dir, log)
+        elif args.reselect_weights:
+            metrics = reselect_weights(name, args.out_dir, log)
         else:
             metrics = build(name, log, args.out_dir, args.max_steps, args.test_limit)
         print(json.dumps({"name": name, "test": {k: metrics["test"][k] for k in ("micro_f1", "macro_f1")}}))

@@ -45,6 +45,7 @@ BACKBONE_NAMES = {
     TASK_MLM: "MiniLM-L6 re-warmed on the task's train texts",
 }
 SENTENCE_BASELINES = ("emb-lr", "setfit")  # what a user of a sentence-embedding backbone reaches for first
+VARIANTS = ("hpt-code", "hard", "soft", *ABLATION_METHODS)  # compared with HPT on the same backbone
 DATASET_NAMES = {"20ng-10pct": "20 Newsgroups, 10 % train", "wos-1k": "WOS-1k"}
 
 
@@ -176,13 +177,15 @@ def _comparisons(preset: dict[str, Any], groups: dict) -> list[tuple[str, str, s
                 if (d, m) == (dataset, "hpt") and b != backbone
             ]
             out += [(dataset, backbone, m, preset.get("embedding_backbone", "minilm-l6")) for m in SENTENCE_BASELINES]
+            # the paper's prompt variants and ablations, on the same backbone (its Tables 1 and 3)
+            out += [(dataset, backbone, m, backbone) for m in VARIANTS]
     return out
 
 
 def significance(results: dict[str, Any], predictions: dict[str, Any]) -> list[dict[str, Any]]:
-    """HPT − a baseline, paired over seeds and test documents: vanilla fine-tune on HPT's backbone, and the
-    sentence-embedding baselines against HPT on the primary backbone. A deterministic baseline (one run) is paired
-    with every HPT seed."""
+    """HPT − a baseline, paired over seeds and test documents: vanilla fine-tune on HPT's backbone; against HPT on
+    the primary backbone, HPT on the other backbones, the sentence-embedding baselines, and the paper's prompt variants
+    and ablations. A deterministic baseline (one run) is paired with every HPT seed."""
     groups = group_runs(results["runs"])
     rows = []
     for dataset, backbone, baseline, baseline_backbone in _comparisons(results["preset"], groups):
@@ -343,7 +346,8 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
             )
         )
         out.append("")
-    other_rows = [row for row in sig if row["baseline"] != "finetune"]
+    variant_rows = [row for row in sig if row["baseline"] in VARIANTS]
+    other_rows = [row for row in sig if row["baseline"] != "finetune" and row["baseline"] not in VARIANTS]
     if other_rows:
         out.append(f"### HPT on `{preset['backbones'][0]}` − HPT on other backbones and sentence-embedding baselines\n")
         out.append(
@@ -359,15 +363,29 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
 
         out.append(_significance_table(other_rows, preset, "Against", against))
         out.append("")
-    ablation_rows = []
+    if variant_rows:
+        out.append(f"### HPT − the paper's prompt variants and ablations (paired, `{preset['backbones'][0]}`)\n")
+        out.append(
+            "Paper-faithful HPT against the official code's variant, HardPrompt, SoftPrompt and each ablation, all "
+            "on the same backbone and split, paired seed by seed (only seeds both have). Same tests as above; a "
+            "positive difference means the full method is better.\n"
+        )
+        out.append(_significance_table(variant_rows, preset, "Against", lambda row: METHOD_NAMES.get(row["baseline"])))
+        out.append("")
     primary = preset["backbones"][0]
     for dataset in preset["ablation_datasets"]:
-        rows = _method_rows(groups, dataset, [("hpt", primary)] + [(m, primary) for m in ABLATION_METHODS])
-        if len(rows) > 1:
-            ablation_rows.append((dataset, rows))
-    for dataset, rows in ablation_rows:
+        methods = [(m, primary) for m in ("hpt", *ABLATION_METHODS) if (dataset, m, primary) in groups]
+        if len(methods) < 2:
+            continue
+        rows = _method_rows(groups, dataset, methods)
+        for row, (method, backbone) in zip(rows, methods, strict=True):
+            runs = groups[(dataset, method, backbone)]
+            row += [fmt([r["per_depth"][d]["macro_f1"] for r in runs]) for d in sorted(runs[0]["per_depth"], key=int)]
+        depths = max(len(r) for r in rows) - 6
         out.append(f"### Ablations on {dataset_name(dataset, preset)} (test)\n")
-        out.append(_table(["Variant", "Backbone", "Micro-F1", "Macro-F1", "Seeds", "Train s"], rows))
+        header = ["Variant", "Backbone", "Micro-F1", "Macro-F1", "Seeds", "Train s"]
+        header += [f"Depth {d} macro-F1" for d in range(depths)]
+        out.append(_table(header, [r + [""] * (len(header) - len(r)) for r in rows]))
         out.append("")
     depth_rows = []
     for dataset in results.get("splits", {}):
@@ -579,6 +597,11 @@ def paper_table() -> str:
     return _table(["Model (paper, bert-base, full data)", "WOS", "RCV1-V2", "NYT"], rows)
 
 
+def _storage(directory: Path, dtype: str) -> str:
+    weights = directory / "model.safetensors"
+    return f"{dtype}, {weights.stat().st_size / 2**20:.1f} MiB" if weights.is_file() else dtype
+
+
 def demo_checkpoints_table(directory: Path = ROOT / "checkpoints") -> str:
     """The shipped demo checkpoints' test metrics, read from their ``metrics.json``."""
     rows = []
@@ -598,7 +621,7 @@ def demo_checkpoints_table(directory: Path = ROOT / "checkpoints") -> str:
                 per_depth,
                 f"{100 * test['path_consistency']:.1f} %",
                 f"{training.get('steps', '–')} ({training.get('seconds', 0) / 60:.0f} min on {training.get('device')})",
-                weights.get("dtype", "–"),
+                _storage(metrics_file.parent, weights.get("dtype", "–")),
                 ", ".join(
                     f"{k}: {v['max_abs_score_diff_vs_fp32']:.1e} ({v['changed_predictions_vs_fp32']} changed)"
                     for k, v in weights.get("trials", {}).items()
@@ -612,7 +635,7 @@ def demo_checkpoints_table(directory: Path = ROOT / "checkpoints") -> str:
         "Per depth (0 · 1)",
         "Path consistency",
         "Steps",
-        "Weights",
+        "Storage",
         f"Max score change of smaller storage on {checked} test messages",
     ]
     return _table(header, rows) if rows else "No demo checkpoints yet."

@@ -148,13 +148,18 @@ def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tiny_preset,
     assert "98.77" in text and text.count("<!-- quality-tiny:begin -->") == 1
     significance = json.loads((tmp_path / "quality-tiny-significance.json").read_text())
     assert {row["dataset"] for row in significance} == {"20ng-10pct", "wos-1k"}
-    # HPT on the primary backbone is also tested against HPT on the task-adapted backbone and against the
-    # deterministic sentence-embedding baseline (paired with every HPT seed)
+    # HPT on the primary backbone is also tested against HPT on the task-adapted backbone, the deterministic
+    # sentence-embedding baseline (paired with every HPT seed), and the prompt variants and ablations on its backbone
+    primary = tiny_preset.backbones[0]
     assert {(row["baseline"], row["baseline_backbone"]) for row in significance if row["baseline"] != "finetune"} == {
         ("hpt", TASK_MLM),
         ("emb-lr", tiny_preset.embedding_backbone),
+        *((m, primary) for m in ("hpt-code", "hard", "soft", "no-constraint", "bce")),
     }
-    assert "sentence-embedding baselines" in text
+    assert {row["dataset"] for row in significance if row["baseline"] == "bce"} == {"wos-1k"}  # ablations: WOS only
+    assert "sentence-embedding baselines" in text and "the paper's prompt variants and ablations" in text
+    ablations = text.split("### Ablations on WOS-1k (test)", 1)[1].split("###", 1)[0]
+    assert "Depth 1 macro-F1" in ablations and "r.p. BCE loss" in ablations
     by_key = {(r["dataset"], r["method"], r["backbone"]): r for r in results["runs"]}
     for row in significance:
         hpt = by_key[(row["dataset"], "hpt", row["backbone"])]

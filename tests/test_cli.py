@@ -426,6 +426,14 @@ def test_unreachable_hub_backbone_offline(capsys, monkeypatch, wos_slice, tmp_pa
     assert not (tmp_path / "o").exists()
 
 
+def test_float16_delta_of_a_hub_backbone_is_refused_before_training(capsys, monkeypatch, wos_slice, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", "some-org/a-hub-model"]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1", "--weights", "float16-delta"])
+    assert_user_error(code, out, err, "float16-delta", "'some-org/a-hub-model'", "--weights float16")
+    assert "step" not in err and not (tmp_path / "o").exists()
+
+
 def test_missing_local_backbone_dir(capsys, wos_slice, tmp_path):
     missing = tmp_path / "no-such-model"
     argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", missing]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import benchmarks.demo_checkpoints as demo
 from benchmarks.demo_checkpoints import evaluation_slice
 from hpt_core.data import load_20newsgroups
 from hpt_core.metrics import evaluate_sets
@@ -39,7 +40,7 @@ def test_checkpoint_is_small_documented_and_loads_in_fp32(shipped):
     name, directory, predictor = shipped
     metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
     size_mib = (directory / "model.safetensors").stat().st_size / 2**20
-    assert size_mib < {"float16": 50, "mixed": 70, "float32": 100}[metrics["weights"]["dtype"]]
+    assert size_mib < {"float16": 50, "float16-delta": 50, "mixed": 70, "float32": 100}[metrics["weights"]["dtype"]]
     assert all(p.dtype == torch.float32 for p in predictor.model.parameters())
     card = (directory / "README.md").read_text(encoding="utf-8")
     assert f"python -m benchmarks.demo_checkpoints --only {name}" in card and "## Evaluation" in card
@@ -70,3 +71,32 @@ def test_checkpoint_classifies_the_example_texts(shipped):
     correct = sum(t == e["label"][0] for t, e in zip(top, examples, strict=True))
     # Real, unpicked test messages: most, not all, get the right top-level group.
     assert correct >= len(examples) // 2, (name, top)
+
+
+@pytest.mark.parametrize(("tolerance", "chosen"), [(1.0, "float16"), (0.0, "float32")])
+def test_the_smallest_storage_within_tolerance_is_shipped(
+    save_tiny_backbone, news_test_slice, tmp_path: Path, monkeypatch, tolerance: float, chosen: str
+):
+    """``_ship`` tries the storages smallest first and keeps the first whose scores stay within the tolerance; the
+    metrics it writes are those of the weights it ships."""
+    from hpt_core.model import HPTConfig, HPTModel
+
+    monkeypatch.setattr(demo, "FP16_TOLERANCE", tolerance)
+    docs = news_test_slice[:12]
+    hierarchy = load_20newsgroups(ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.gz").hierarchy
+    model = HPTModel.from_backbone(HPTConfig(backbone=str(save_tiny_backbone()), max_length=64), hierarchy)
+    with torch.no_grad():  # as if trained: no weight equals the backbone file's any more
+        for p in model.parameters():
+            p.add_(0.002 * torch.randn_like(p))
+    logged: list[str] = []
+    metrics = demo._ship("20ng-hpt", model.eval(), docs, [1] * 27, None, {}, {}, tmp_path, logged.append)
+    weights = metrics["weights"]
+    tried = list(weights["trials"])
+    assert tried == list(demo.WEIGHTS[: demo.WEIGHTS.index(chosen) + 1]) and weights["dtype"] == chosen
+    assert weights["trials"][chosen]["max_abs_score_diff_vs_fp32"] <= tolerance
+    if chosen == "float32":  # every smaller storage moved some score
+        assert all(weights["trials"][w]["max_abs_score_diff_vs_fp32"] > 0 for w in tried[:-1])
+    saved = tmp_path / "20ng-hpt"
+    assert json.loads((saved / "config.json").read_text())["weights_dtype"] == chosen
+    assert metrics["test"]["n_documents"] == len(docs) and json.loads((saved / "metrics.json").read_text()) == metrics
+    assert chosen in (saved / "train_config.json").read_text()  # the recorded command names the storage
