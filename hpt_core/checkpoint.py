@@ -91,8 +91,11 @@ def save_checkpoint(
 
     from hpt_core.model_card import render_model_card
 
-    check_weights(weights, model.config.backbone)
-    base = _read_delta_base(model.config.backbone) if weights == "float16-delta" else None
+    base = None
+    if weights == "float16-delta":
+        base = _read_delta_base(model.config.backbone)  # raises what check_weights would, resolving once
+    else:
+        check_weights(weights, model.config.backbone)
 
     target = Path(directory)
     with atomic_directory(target, overwrite) as staging:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpt_core.errors import HPTError
+from hpt_core.errors import CheckpointError, HPTError
 
 __all__ = ["main", "build_parser"]
 
@@ -290,9 +290,15 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _output_directory(args: argparse.Namespace) -> Path:
     """``--out``, refused before any work when it is non-empty and ``--overwrite`` is not given."""
+    from hpt_core.checkpoint import check_target
+
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise UserError(f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it.")
+    try:
+        check_target(out, args.overwrite)
+    except CheckpointError as e:  # same rule as at save time, worded for the command line
+        raise UserError(
+            f"Output directory {out} is not empty; choose a new --out or pass --overwrite to replace it."
+        ) from e
     return out
 
 
