@@ -40,7 +40,7 @@ def test_checkpoint_is_small_documented_and_loads_in_fp32(shipped):
     name, directory, predictor = shipped
     metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
     size_mib = (directory / "model.safetensors").stat().st_size / 2**20
-    assert size_mib < {"float16": 50, "float16-delta": 50, "mixed": 70, "float32": 100}[metrics["weights"]["dtype"]]
+    assert size_mib < 50, f"{name}: {size_mib:.1f} MiB; demo checkpoints stay under ~50 MB (Spaces, git pushes)"
     assert all(p.dtype == torch.float32 for p in predictor.model.parameters())
     card = (directory / "README.md").read_text(encoding="utf-8")
     assert f"python -m benchmarks.demo_checkpoints --only {name}" in card and "## Evaluation" in card
