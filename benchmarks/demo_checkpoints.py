@@ -201,7 +201,9 @@ def _ship(
         },
         "training": training | {"test_seconds": round(time.perf_counter() - started, 1)},
     }
-    shipped.save_pretrained(
+    # from the fp32 model again, so the file is byte for byte the one just checked (re-saving ``shipped`` would
+    # round its float16-delta weights a second time)
+    model.save_pretrained(
         out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights, description=DESCRIPTION[name]
     )
     log(f"{name}: {weights} weights, test {test_report.summary()}")
