@@ -13,6 +13,7 @@ no process waits forever for one that failed.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import pickle
@@ -83,6 +84,9 @@ class MultiProcess(Distributed):
             # hence find_unused_parameters. Precision stays with TrainConfig.precision (fit's autocast).
             ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
             self._accelerator = Accelerator(cpu=cpu, mixed_precision="no", kwargs_handlers=[ddp])
+            # A process group left to interpreter shutdown can abort the process (SIGABRT from gloo's worker
+            # threads) after the work is done, so close it while Python is still whole.
+            atexit.register(_close_process_group)
         return self._accelerator
 
     @property
@@ -148,6 +152,13 @@ class MultiProcess(Distributed):
         if not ok:
             raise value
         return value
+
+
+def _close_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _picklable(value: Any) -> bool:
