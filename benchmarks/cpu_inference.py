@@ -29,6 +29,7 @@ def measure(documents: int) -> dict[str, Any]:
     import torch
 
     from hpt_core.data import load_20newsgroups
+    from hpt_core.inference import decode
     from hpt_core.metrics import evaluate_sets
     from hpt_core.predict import PRECISIONS, Predictor
 
@@ -53,7 +54,7 @@ def measure(documents: int) -> dict[str, Any]:
             started = time.perf_counter()
             scores = predictor.scores(texts)
             seconds = time.perf_counter() - started
-            predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
+            predicted = decode(scores)
             report = evaluate_sets(gold, predicted, news.hierarchy)
             if reference is None:
                 reference = (scores, predicted, report)

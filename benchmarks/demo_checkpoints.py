@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from hpt_core.data import load_20newsgroups, split_dataset
+from hpt_core.inference import decode, score_documents
 from hpt_core.metrics import evaluate_sets
 from hpt_core.model import HPTConfig, HPTModel
-from hpt_core.training import TrainConfig, score_documents, set_seed, train
+from hpt_core.training import TrainConfig, set_seed, train
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.gz"
@@ -64,10 +65,6 @@ _ABOUT = (
 DESCRIPTION = {name: f"The {ROLE[variant]}: {_ABOUT}" for name, variant in MODELS.items()}
 
 
-def _predicted(scores: np.ndarray) -> list[list[int]]:
-    return [np.flatnonzero(row > 0).tolist() for row in scores]
-
-
 def evaluation_slice(documents: list) -> list:
     """The ``SLICE`` test messages the tests re-score: every k-th message of the test split (all 20 groups)."""
     step = max(1, len(documents) // SLICE)
@@ -77,9 +74,7 @@ def evaluation_slice(documents: list) -> list:
 def slice_metrics(model: HPTModel, test_documents: list, hierarchy: Any) -> dict[str, Any]:
     """Metrics of ``model`` on ``evaluation_slice(test_documents)`` (no per-label table)."""
     docs = evaluation_slice(test_documents)
-    report = evaluate_sets(
-        [d.labels for d in docs], _predicted(score_documents(model, [d.text for d in docs])), hierarchy
-    )
+    report = evaluate_sets([d.labels for d in docs], decode(score_documents(model, [d.text for d in docs])), hierarchy)
     data = {k: v for k, v in report.to_dict().items() if k not in ("per_label", "per_bucket")}
     return data | {"documents": f"every {max(1, len(test_documents) // SLICE)}th message of the standard test split"}
 
@@ -177,7 +172,7 @@ def _ship(
         shipped = HPTModel.from_pretrained(out)
         check_scores = score_documents(shipped, check)
         diff = float(np.abs(check_scores - fp32_scores).max())
-        flips = sum(a != b for a, b in zip(_predicted(check_scores), _predicted(fp32_scores), strict=True))
+        flips = sum(a != b for a, b in zip(decode(check_scores), decode(fp32_scores), strict=True))
         size = (out / "model.safetensors").stat().st_size
         log(f"  {weights} weights: max |score - fp32| {diff:.2e}, {flips} changed predictions, {size / 2**20:.1f} MiB")
         trials[weights] = {"max_abs_score_diff_vs_fp32": diff, "changed_predictions_vs_fp32": flips, "bytes": size}
@@ -186,7 +181,7 @@ def _ship(
     provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
     started = time.perf_counter()
     scores = score_documents(shipped, texts)
-    test_report = evaluate_sets([d.labels for d in test_documents], _predicted(scores), hierarchy, train_counts)
+    test_report = evaluate_sets([d.labels for d in test_documents], decode(scores), hierarchy, train_counts)
     metrics = {
         "dev": dev,
         "test": test_report.to_dict(),

@@ -223,8 +223,9 @@ def _record(report: EvalReport, **extra: Any) -> dict[str, Any]:
 
 def run_neural(splits: Splits, method: str, backbone: str, seed: int, preset: Preset, log: Callable[[str], None]):
     """Train one prompt-tuning (or fine-tune) model with the shared loop; returns (record, predicted sets)."""
+    from hpt_core.inference import decode, score_documents
     from hpt_core.model import HPTConfig, HPTModel
-    from hpt_core.training import TrainConfig, score_documents, set_seed, train
+    from hpt_core.training import TrainConfig, set_seed, train
 
     variant, ablations, code = NEURAL[method]
     config = HPTConfig.for_variant(
@@ -250,7 +251,7 @@ def run_neural(splits: Splits, method: str, backbone: str, seed: int, preset: Pr
     started = time.perf_counter()
     scores = score_documents(model, [d.text for d in splits.test.documents], train_config.eval_batch_size)
     test_seconds = time.perf_counter() - started
-    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
+    predicted = decode(scores)
     report = evaluate_sets([d.labels for d in splits.test.documents], predicted, model.hierarchy, counts)
     record = _record(
         report,

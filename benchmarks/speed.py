@@ -245,8 +245,8 @@ def model_costs(quick: bool) -> dict[str, Any]:
     """The three ratios, prediction throughput and dynamic padding, on real 20 Newsgroups messages."""
     import torch
 
+    from hpt_core.inference import score_documents
     from hpt_core.predict import Predictor
-    from hpt_core.training import score_documents
 
     repeats = 2 if quick else 15
     hierarchy = news_hierarchy()

@@ -307,8 +307,8 @@ def _without_per_label(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_model(directory: str) -> Any:
+    from hpt_core.device import resolve_device
     from hpt_core.model import HPTModel
-    from hpt_core.training import resolve_device
 
     return HPTModel.from_pretrained(directory, device=resolve_device("auto"))
 
@@ -316,7 +316,7 @@ def _load_model(directory: str) -> Any:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hpt_core.data import load_dataset
     from hpt_core.hierarchy import LabelHierarchy
-    from hpt_core.training import evaluate_model
+    from hpt_core.inference import evaluate_model
 
     model = _load_model(args.model)
     if args.hierarchy:

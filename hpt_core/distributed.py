@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from hpt_core.device import resolve_device
 from hpt_core.errors import ConfigError
 
 __all__ = ["Distributed", "MultiProcess", "current"]
@@ -43,8 +44,6 @@ class Distributed:
 
     def device(self, requested: str) -> torch.device:
         """The device this process trains on (``requested``: auto, cpu, cuda or cuda:N)."""
-        from hpt_core.training import resolve_device
-
         return resolve_device(requested)
 
     def prepare(self, module: torch.nn.Module) -> torch.nn.Module:

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_message
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
-from hpt_core.metrics import top_level_confusion
+from hpt_core.inference import metrics_entry
 from hpt_core.model import HPTConfig, HPTModel
-from hpt_core.training import TrainConfig, TrainProgress, TrainResult, evaluate_model, score_documents, set_seed, train
+from hpt_core.training import TrainConfig, TrainProgress, TrainResult, set_seed, train
 
 __all__ = [
     "Splits",
@@ -185,9 +183,11 @@ def finetune(
         metrics: dict[str, Any] = {}
         if not run.cancelled or save_if_cancelled:
             if len(splits.dev):
-                metrics["dev"] = evaluate_model(model, splits.dev, train_config.eval_batch_size, counts).to_dict()
+                metrics["dev"] = metrics_entry(model, splits.dev, train_config.eval_batch_size, counts)
             if len(splits.test):
-                metrics["test"] = _test_metrics(model, splits.test, train_config.eval_batch_size, counts)
+                metrics["test"] = metrics_entry(
+                    model, splits.test, train_config.eval_batch_size, counts, confusion=True
+                )
         metrics["training"] = training_summary(run, splits)
         if out is None or (run.cancelled and not save_if_cancelled):
             return metrics, None
@@ -255,15 +255,3 @@ def to_jsonl(dataset: Dataset) -> str:
         ends = [i for i in doc.labels if not any(c in chosen for c in h.children(i))]
         lines.append(json.dumps({"text": doc.text, "labels": [h.path(i) for i in ends]}, ensure_ascii=False))
     return "\n".join(lines) + "\n"
-
-
-def _test_metrics(model: HPTModel, test_set: Dataset, batch_size: int, counts: list[int]) -> dict[str, Any]:
-    from hpt_core.metrics import evaluate_sets
-
-    scores = score_documents(model, [d.text for d in test_set.documents], batch_size)  # (N, C)
-    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
-    gold = [d.labels for d in test_set.documents]
-    report = evaluate_sets(gold, predicted, model.hierarchy, train_counts=counts).to_dict()
-    labels, matrix = top_level_confusion(gold, predicted, model.hierarchy)
-    report["top_level_confusion"] = {"labels": labels, "matrix": matrix}
-    return report

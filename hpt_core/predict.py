@@ -23,25 +23,17 @@ import numpy as np
 import torch
 
 from hpt_core.data import Dataset
+from hpt_core.device import native_bf16, resolve_device
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
-from hpt_core.metrics import EvalReport
+from hpt_core.inference import decode, score_documents
+from hpt_core.metrics import EvalReport, evaluate_sets
 from hpt_core.model import HPTModel
-from hpt_core.training import resolve_device, score_documents
 
-__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule", "native_bf16"]
+__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule"]
 
 RULES = ("paper", "top-down", "drop-orphans", "add-ancestors")
 PRECISIONS = ("fp32", "int8", "bf16", "auto")  # inference options of ``Predictor`` (see ``from_pretrained``)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """True on CPUs with bf16 instructions (AVX512-bf16 or AMX), where bf16 autocast is fast; False elsewhere,
-    where it would be slower than fp32 (and on GPUs, which ``score_documents`` already autocasts)."""
-    if device.type != "cpu":
-        return False
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
 @dataclass
@@ -99,7 +91,7 @@ def apply_rule(
     """Predicted label ids for one ``(C,)`` score vector under a consistency ``rule`` (module docstring)."""
     if rule not in RULES:
         raise ConfigError(f"Unknown consistency rule {rule!r}; choose one of {', '.join(RULES)}.")
-    above = set(np.flatnonzero(scores > threshold).tolist())
+    above = set(decode(scores[None, :], threshold)[0])
     if rule == "top-down":
         chosen: list[int] = []
         frontier = [i for i in hierarchy.children(None) if i in above]
@@ -220,8 +212,6 @@ class Predictor:
         self, dataset: Dataset, threshold: float = 0.0, rule: str = "paper", train_counts: list[int] | None = None
     ) -> tuple[EvalReport, list[Mistake]]:
         """Score ``dataset`` (labels on this model's hierarchy): the report and every document predicted wrong."""
-        from hpt_core.metrics import evaluate_sets
-
         docs = dataset.documents
         if not docs:
             raise ConfigError(f"{dataset.source}: the evaluation set has no documents.")

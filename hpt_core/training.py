@@ -8,7 +8,6 @@ fixed seed gives identical runs; on GPU, fp16/bf16 autocast is used and runs are
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
@@ -22,9 +21,10 @@ import numpy as np
 import torch
 
 from hpt_core.configs import check_field_types
+from hpt_core.device import autocast
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
-from hpt_core.metrics import EvalReport
+from hpt_core.inference import evaluate_model
 
 if TYPE_CHECKING:
     from hpt_core.data import Dataset, Document
@@ -39,11 +39,7 @@ __all__ = [
     "fit",
     "Evaluation",
     "set_seed",
-    "resolve_device",
-    "device_summary",
     "iterate_batches",
-    "score_documents",
-    "evaluate_model",
 ]
 
 
@@ -168,36 +164,6 @@ def set_seed(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → the first CUDA GPU when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"Unknown device {name!r}; use 'auto', 'cpu' or 'cuda'.") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"Device {name!r} requested but no CUDA GPU is available; use 'auto' or 'cpu'.")
-    return device
-
-
-def device_summary(name: str = "auto") -> str:
-    """Where training would run, in words: ``"GPU (NVIDIA H100)"`` or ``"CPU (2 threads)"``."""
-    device = resolve_device(name)
-    if device.type == "cuda":
-        return f"GPU ({torch.cuda.get_device_name(device)})"
-    return f"CPU ({torch.get_num_threads()} threads)"
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    if device.type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
 def _targets(documents: list[Document], num_labels: int) -> torch.Tensor:
     y = torch.zeros(len(documents), num_labels)  # (B, C)
     for row, doc in enumerate(documents):
@@ -219,44 +185,6 @@ def iterate_batches(
         chunk = [documents[i] for i in order[start : start + batch_size]]
         labels = _targets(chunk, model.num_labels) if with_labels else None
         yield model.encode([d.text for d in chunk], labels)
-
-
-@torch.inference_mode()
-def score_documents(
-    model: HPTModel, texts: list[str], batch_size: int = 32, lengths: list[int] | None = None
-) -> np.ndarray:
-    """Label scores ``(N, C)`` for ``texts`` in eval mode (predict ``s > 0``); batches sorted by length.
-
-    ``lengths``, when given, is filled with each text's wordpiece count before truncation (one tokenisation serves
-    both)."""
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.num_labels), dtype=np.float32)
-    counts = np.zeros(len(texts), dtype=np.int64)
-    device = model.device
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        batch = model.encode([texts[i] for i in idx])
-        counts[idx] = batch.text_lengths.numpy()
-        with _autocast(device, "auto"):
-            out[idx] = model(batch.to(device)).scores.float().cpu().numpy()
-    model.train(was_training)
-    if lengths is not None:
-        lengths[:] = counts.tolist()
-    return out
-
-
-def evaluate_model(
-    model: HPTModel, dataset: Dataset, batch_size: int = 32, train_counts: list[int] | None = None
-) -> EvalReport:
-    """Scores ``dataset`` and returns an ``EvalReport`` of the raw predicted sets ``{i: s_i > 0}``."""
-    from hpt_core.metrics import evaluate_sets
-
-    scores = score_documents(model, [d.text for d in dataset.documents], batch_size)
-    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
-    gold = [d.labels for d in dataset.documents]
-    return evaluate_sets(gold, predicted, model.hierarchy, train_counts=train_counts)
 
 
 @dataclass
@@ -396,7 +324,7 @@ def fit(
                 break
             batch, share = dist.shard(batch)
             batch = batch.to(device)
-            with _autocast(device, config.precision):
+            with autocast(device, config.precision):
                 out = step_module(batch)
             optimizer.zero_grad(set_to_none=True)
             # DDP averages gradients over processes; weighting by the share of the global batch makes that the

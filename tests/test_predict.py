@@ -330,7 +330,7 @@ def test_cpu_inference_options_stay_close_to_fp32(model, tiny_docs, precision):
 
 
 def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_instructions(model):
-    from hpt_core.predict import native_bf16
+    from hpt_core.device import native_bf16
 
     chosen = Predictor(model, precision="auto").precision
     assert chosen == ("bf16" if native_bf16(model.device) else "fp32")

@@ -14,8 +14,9 @@ import torch
 from hpt_core.data import Dataset, Document
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.inference import evaluate_model, score_documents
 from hpt_core.model import HPTConfig, HPTModel
-from hpt_core.training import EarlyStopper, TrainConfig, TrainProgress, evaluate_model, score_documents, train
+from hpt_core.training import EarlyStopper, TrainConfig, TrainProgress, train
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 

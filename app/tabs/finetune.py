@@ -15,8 +15,8 @@ import gradio as gr
 from app import figures
 from app.common import Studio, user_errors
 from app.jobs import VARIANT_CHOICES, BusyError, JobRequest, JobState, estimate_seconds
+from hpt_core.device import device_summary
 from hpt_core.errors import HPTError
-from hpt_core.training import device_summary
 
 __all__ = [
     "render",

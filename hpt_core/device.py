@@ -1,0 +1,61 @@
+"""Where and in which precision a model runs: device resolution, autocast, bf16 detection.
+
+Used by training (``training.fit``), inference (``inference.score_documents``), prediction and distributed runs;
+it imports nothing else from ``hpt_core`` but the errors, so any module can use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+from hpt_core.errors import ConfigError
+
+__all__ = ["resolve_device", "device_summary", "autocast", "native_bf16", "PRECISIONS"]
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # training autocast choices (TrainConfig.precision)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` → the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"Unknown device {name!r}; use 'auto', 'cpu' or 'cuda'.") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"Device {name!r} requested but no CUDA GPU is available; use 'auto' or 'cpu'.")
+    return device
+
+
+def device_summary(name: str = "auto") -> str:
+    """Where training would run, in words: ``"GPU (NVIDIA H100)"`` or ``"CPU (2 threads)"``."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(device)})"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed-precision context for ``precision`` (one of ``PRECISIONS``) on ``device``.
+
+    On GPUs ``auto`` means bf16 where supported, else fp16; on the CPU this is a no-op (CPU bf16 inference is the
+    ``Predictor``'s choice, see ``native_bf16``)."""
+    if device.type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True on CPUs with bf16 instructions (AVX512-bf16 or AMX), where bf16 autocast is fast; False elsewhere,
+    where it would be slower than fp32 (and on GPUs, which ``score_documents`` already autocasts)."""
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
