@@ -125,12 +125,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _strip(args: argparse.Namespace, dataset: Any) -> Any:
     """Remove e-mail headers, quoted replies and signatures when ``--strip-newsgroup-headers`` is given."""
-    from hpt_core.data import strip_newsgroup_message
+    from hpt_core.data import strip_newsgroup_texts
 
-    if getattr(args, "strip_newsgroup_headers", False):
-        for doc in dataset.documents:
-            doc.text = strip_newsgroup_message(doc.text)
-    return dataset
+    return strip_newsgroup_texts(dataset) if getattr(args, "strip_newsgroup_headers", False) else dataset
 
 
 def _load_splits(args: argparse.Namespace) -> Any:

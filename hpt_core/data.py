@@ -48,6 +48,7 @@ __all__ = [
     "read_texts",
     "split_dataset",
     "strip_newsgroup_message",
+    "strip_newsgroup_texts",
     "validate",
 ]
 
@@ -849,9 +850,13 @@ def load_20newsgroups(file: str | Path, hierarchy: LabelHierarchy | None = None,
     if hierarchy is None and taxonomy.is_file():
         hierarchy = LabelHierarchy.from_taxonomy(taxonomy)
     dataset = load_dataset(file, hierarchy=hierarchy)
-    if strip:
-        for doc in dataset.documents:
-            doc.text = strip_newsgroup_message(doc.text)
+    return strip_newsgroup_texts(dataset) if strip else dataset
+
+
+def strip_newsgroup_texts(dataset: Dataset) -> Dataset:
+    """``strip_newsgroup_message`` applied to every document's text, in place; returns ``dataset``."""
+    for doc in dataset.documents:
+        doc.text = strip_newsgroup_message(doc.text)
     return dataset
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_message
+from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_texts
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
@@ -58,12 +58,6 @@ class FinetuneResult:
     run: TrainResult
 
 
-def _strip_texts(dataset: Dataset) -> Dataset:
-    for doc in dataset.documents:
-        doc.text = strip_newsgroup_message(doc.text)
-    return dataset
-
-
 def prepare_splits(
     data: str | Path,
     hierarchy_file: str | Path | None = None,
@@ -88,17 +82,17 @@ def prepare_splits(
         hierarchy = LabelHierarchy.from_paths(p for f in files for r in read_records(f) for p in r.paths)
     full = load_dataset(data, hierarchy=hierarchy)
     if strip_newsgroup_headers:
-        full = _strip_texts(full)
+        full = strip_newsgroup_texts(full)
     train_set, dev_set, test_set = split_dataset(
         full, 0.0 if dev else dev_fraction, 0.0 if test else test_fraction, seed=split_seed
     )
     origin = f"seeded split of {source_name or data} (seed {split_seed})"
     if dev:
         dev_set = load_dataset(dev, hierarchy=hierarchy)
-        dev_set = _strip_texts(dev_set) if strip_newsgroup_headers else dev_set
+        dev_set = strip_newsgroup_texts(dev_set) if strip_newsgroup_headers else dev_set
     if test:
         test_set = load_dataset(test, hierarchy=hierarchy)
-        test_set = _strip_texts(test_set) if strip_newsgroup_headers else test_set
+        test_set = strip_newsgroup_texts(test_set) if strip_newsgroup_headers else test_set
     if dev and test:
         origin = "given dev and test files"
     if len(train_set) == 0:
