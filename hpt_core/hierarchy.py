@@ -325,7 +325,7 @@ class LabelHierarchy:
 
     def to_networkx(self) -> Any:
         """A ``networkx.DiGraph`` with a ``Root`` node; node attributes ``name``, ``depth``."""
-        import networkx as nx
+        import networkx as nx  # only this export needs networkx; importing the hierarchy should not
 
         graph = nx.DiGraph()
         graph.add_node(ROOT_NAME, name=ROOT_NAME, depth=-1)

@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from hpt_core.checkpoint import CHECKPOINT_FORMAT, read_metrics
+from hpt_core.checkpoint import CHECKPOINT_FORMAT, read_checkpoint, read_metrics
 from hpt_core.errors import CheckpointError, ConfigError
 from hpt_core.model import HPTConfig, HPTModel
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Everything a checkpoint may contain: JSON, safetensors, the tokenizer's text files and the model card.
 ALLOWED_FILES = {
@@ -45,7 +49,7 @@ def scores_of(model: HPTModel, texts: list[str]) -> torch.Tensor:
     "config",
     [
         HPTConfig(max_length=128),
-        HPTConfig(max_length=128, code_faithful=True),
+        HPTConfig.for_variant(code_faithful=True, max_length=128),
         HPTConfig(max_length=128, connection="random", graph_seed=4),
         HPTConfig.for_variant("hard", max_length=128),
     ],
@@ -249,6 +253,26 @@ def test_checkpoint_files_hold_no_pickle(saved, tiny_tokenizer):
 
 def test_read_metrics_without_metrics(saved):
     assert read_metrics(saved[1]) is None
+
+
+def test_reading_rebuilds_every_part_and_the_weights_go_into_the_model_built_from_them(saved):
+    model, path = saved
+    parts = read_checkpoint(path, HPTConfig.from_dict)
+    assert parts.root == path and parts.files["format"] == CHECKPOINT_FORMAT
+    assert parts.config == model.config and parts.hierarchy.to_dict() == model.hierarchy.to_dict()
+    assert parts.tokenizer.get_vocab() == model.tokenizer.get_vocab()
+    rebuilt = HPTModel(parts.config, parts.hierarchy, parts.backbone, parts.tokenizer)
+    expected = model.state_dict()
+    assert not all(torch.equal(expected[k], v) for k, v in rebuilt.state_dict().items())  # fresh weights so far
+    parts.load_weights(rebuilt)
+    assert all(torch.equal(expected[k], v) for k, v in rebuilt.state_dict().items())
+
+
+def test_the_checkpoint_module_does_not_import_the_model():
+    """Saving and reading need no model class (``HPTModel`` imports ``hpt_core.checkpoint``, not the reverse)."""
+    code = "import sys, hpt_core.checkpoint; print('hpt_core.model' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------------------------------------- overwriting

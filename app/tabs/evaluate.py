@@ -10,7 +10,9 @@ import gradio as gr
 
 from app import figures
 from app.common import Studio, probability_to_score, tree_mode, user_errors
+from hpt_core.data import load_dataset
 from hpt_core.errors import HPTError
+from hpt_core.metrics import top_level_confusion
 
 __all__ = ["render", "metrics_view", "find_mistakes", "mistake_tree", "MISTAKE_HEADERS"]
 
@@ -68,9 +70,6 @@ def find_mistakes(
 ) -> tuple[str, list[list[Any]], list[dict[str, Any]], Any]:
     """Score the model's evaluation documents: a summary, the table of mistakes, their details (for the tree) and
     the top-level confusion of these documents."""
-    from hpt_core.data import load_dataset
-    from hpt_core.metrics import top_level_confusion
-
     path = studio.registry.eval_file(model)
     if path is None:
         raise HPTError(f"{model} has no evaluation documents saved beside it; models fine-tuned in this app do.")

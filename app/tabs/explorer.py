@@ -9,6 +9,7 @@ import gradio as gr
 from app import figures
 from app.common import Studio, user_errors
 from hpt_core.errors import HPTError
+from hpt_core.explain import nearest_words
 
 __all__ = ["render", "explain", "word_map_figure", "label_choices"]
 
@@ -28,8 +29,6 @@ def _label_id(studio: Studio, model: str, label: str) -> int:
 
 def explain(studio: Studio, model: str, label: str, top_k: int = 10) -> tuple[list[list[Any]], str]:
     """Nearest words table (after and before training) and a sentence about the label."""
-    from hpt_core.explain import nearest_words
-
     label_id = _label_id(studio, model, label)
     top_k = int(top_k)
     if not studio.registry.has_label_words(model):

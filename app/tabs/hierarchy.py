@@ -10,6 +10,8 @@ import gradio as gr
 
 from app import figures
 from app.common import Studio, user_errors
+from app.tabs.finetune import _check_size, _inputs
+from hpt_core.data import load_dataset
 from hpt_core.errors import HPTError
 from hpt_core.hierarchy import LabelHierarchy
 
@@ -23,9 +25,6 @@ DATASET = "Dataset of the Fine-tune tab"
 def _from_dataset(
     studio: Studio, source: str, data_file: str | None, hierarchy_file: str | None
 ) -> tuple[LabelHierarchy, list[int], str]:
-    from app.tabs.finetune import _check_size, _inputs
-    from hpt_core.data import load_dataset
-
     data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
     _check_size(data, name, studio.config.max_upload_mb)
     try:
