@@ -10,7 +10,6 @@ a shared 2-core machine is noisy; the F1 change is not.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -19,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-NEWS = ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.gz"
-OUT = ROOT / "benchmarks" / "results" / "cpu-inference.json"
+from benchmarks.common import CHECKPOINTS, NEWS_20NG, RESULTS, data_file, write_json
+
+OUT = RESULTS / "cpu-inference.json"
 MODELS = ("20ng-hpt", "20ng-finetune")
+# torch and hpt_core are imported inside ``measure`` (light start-up: ``--help`` loads neither).
 
 
 def measure(documents: int) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def measure(documents: int) -> dict[str, Any]:
     from hpt_core.metrics import evaluate_sets
     from hpt_core.predict import PRECISIONS, Predictor
 
-    news = load_20newsgroups(NEWS, strip=True)
+    news = load_20newsgroups(data_file(NEWS_20NG), strip=True)
     test = [d for d in news.documents if d.split == "test" and d.text.strip()]
     step = max(1, len(test) // documents)
     sample = test[::step][:documents]
@@ -49,7 +49,7 @@ def measure(documents: int) -> dict[str, Any]:
         rows: dict[str, Any] = {}
         reference = None
         for precision in PRECISIONS:
-            predictor = Predictor.from_pretrained(ROOT / "checkpoints" / name, device="cpu", precision=precision)
+            predictor = Predictor.from_pretrained(CHECKPOINTS / name, device="cpu", precision=precision)
             predictor.scores(texts[:8])  # warm-up
             started = time.perf_counter()
             scores = predictor.scores(texts)
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result = measure(args.documents)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, result)
     return 0
 
 

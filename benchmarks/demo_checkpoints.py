@@ -26,16 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from hpt_core.data import load_20newsgroups, split_dataset
+from benchmarks.common import CHECKPOINTS, NEWS_20NG, RESULTS, data_file, write_json
+from benchmarks.quality.classical import run_classical
+from benchmarks.quality.presets import PRESETS
+from hpt_core.checkpoint import read_metrics
+from hpt_core.data import Dataset, load_20newsgroups, split_dataset
+from hpt_core.finetune import Splits, finetune
 from hpt_core.inference import decode, score_documents
 from hpt_core.metrics import evaluate_sets
 from hpt_core.model import HPTConfig, HPTModel
-from hpt_core.training import TrainConfig, set_seed, train
+from hpt_core.training import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-NEWS = ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.gz"
-CHECKPOINTS = ROOT / "checkpoints"
-BASELINES = ROOT / "benchmarks" / "results" / "demo-baselines.json"
+BASELINES = RESULTS / "demo-baselines.json"
 FP16_TOLERANCE = 1e-3
 # the smallest storage whose scores stay within FP16_TOLERANCE wins (smallest first)
 WEIGHTS = ("float16", "float16-delta", "mixed", "float32")
@@ -65,6 +67,17 @@ _ABOUT = (
 DESCRIPTION = {name: f"The {ROLE[variant]}: {_ABOUT}" for name, variant in MODELS.items()}
 
 
+def load_news() -> Dataset:
+    """20 Newsgroups bydate with headers, quoted replies and signatures stripped (as the quality benchmark)."""
+    return load_20newsgroups(data_file(NEWS_20NG), strip=True)
+
+
+def demo_splits(news: Dataset) -> Splits:
+    """The demo checkpoints' split of ``news``: the standard train/test, dev = 10 % of train (stratified, seed 0)."""
+    train_set, dev_set, test_set = split_dataset(news, 0.1, 0.0, seed=0)
+    return Splits(train_set, dev_set, test_set, "standard train/test; dev = 10 % of train, stratified, seed 0")
+
+
 def evaluation_slice(documents: list) -> list:
     """The ``SLICE`` test messages the tests re-score: every k-th message of the test split (all 20 groups)."""
     step = max(1, len(documents) // SLICE)
@@ -81,19 +94,13 @@ def slice_metrics(model: HPTModel, test_documents: list, hierarchy: Any) -> dict
 
 def refresh(name: str, directory: Path = CHECKPOINTS, log: Any = print) -> dict[str, Any]:
     """Recompute ``test_slice_200`` and the model card of an existing checkpoint (no training; weights untouched)."""
-    from hpt_core.checkpoint import read_metrics
-
     out = directory / name
     model = HPTModel.from_pretrained(out)
-    news = load_20newsgroups(NEWS, strip=True)
+    news = load_news()
     metrics = read_metrics(out)
     metrics["test_slice_200"] = slice_metrics(model, [d for d in news.documents if d.split == "test"], news.hierarchy)
     provenance = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
-    weights = metrics["weights"]["dtype"]
-    provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
-    model.save_pretrained(
-        out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights, description=DESCRIPTION[name]
-    )
+    _save_shipped(name, model, out, metrics, provenance, metrics["weights"]["dtype"])
     log(f"{name}: refreshed test_slice_200 (micro-F1 {100 * metrics['test_slice_200']['micro_f1']:.2f} %)")
     return metrics
 
@@ -108,12 +115,11 @@ def build(
     """Train one demo checkpoint and write it to ``directory/<name>``; returns its metrics. ``max_steps`` and
     ``test_limit`` shorten the run for a quick check (the shipped checkpoints use neither)."""
     variant = MODELS[name]
-    news = load_20newsgroups(NEWS, strip=True)
-    train_set, dev_set, test_set = split_dataset(news, 0.1, 0.0, seed=0)  # given train/test; dev carved from train
+    news = load_news()
+    splits = demo_splits(news)
+    train_set, dev_set, test_set = splits.train, splits.dev, splits.test
     log(f"{name}: {len(train_set)} train / {len(dev_set)} dev / {len(test_set)} test messages")
     config = HPTConfig.for_variant(variant, backbone=SETTINGS["backbone"], max_length=SETTINGS["max_length"])
-    set_seed(SETTINGS["seed"])
-    model = HPTModel.from_backbone(config, news.hierarchy)
     train_config = TrainConfig(
         epochs=SETTINGS["epochs"], lr=SETTINGS["lr"], seed=SETTINGS["seed"], eval_every=200, max_steps=max_steps
     )
@@ -125,7 +131,11 @@ def build(
         if p.phase == "eval" or p.step % 50 == 0:
             log(f"  step {p.step}/{p.total_steps} {p.message or f'loss {p.loss:.4f}'} ({p.elapsed_seconds:.0f} s)")
 
-    result = train(model, train_set, dev_set, train_config, callback=progress)
+    # finetune seeds, builds and trains the model (nothing saved); the test set is scored by ``_ship``, with the
+    # weights that are shipped, so it is left out here
+    without_test = Splits(train_set, dev_set, test_set.subset([]), splits.origin)
+    job = finetune(without_test, config, train_config, out=None, callback=progress)
+    result, model = job.run, job.model
     provenance = train_config.to_dict() | {
         "data": "20 Newsgroups bydate (../shared/data/20newsgroups/20news-bydate.jsonl.gz), standard training split",
         "strip_newsgroup_headers": True,
@@ -178,7 +188,6 @@ def _ship(
         trials[weights] = {"max_abs_score_diff_vs_fp32": diff, "changed_predictions_vs_fp32": flips, "bytes": size}
         if diff <= FP16_TOLERANCE:
             break
-    provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
     started = time.perf_counter()
     scores = score_documents(shipped, texts)
     test_report = evaluate_sets([d.labels for d in test_documents], decode(scores), hierarchy, train_counts)
@@ -198,18 +207,25 @@ def _ship(
     }
     # from the fp32 model again, so the file is byte for byte the one just checked (re-saving ``shipped`` would
     # round its float16-delta weights a second time)
+    _save_shipped(name, model, out, metrics, provenance, weights)
+    log(f"{name}: {weights} weights, test {test_report.summary()}")
+    return metrics
+
+
+def _save_shipped(
+    name: str, model: HPTModel, out: Path, metrics: dict[str, Any], provenance: dict[str, Any], weights: str
+) -> None:
+    """Save ``model`` to ``out`` as shipped: ``weights`` storage, its metrics, the provenance with the equivalent CLI
+    command, and the model card's description."""
+    provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
     model.save_pretrained(
         out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights, description=DESCRIPTION[name]
     )
-    log(f"{name}: {weights} weights, test {test_report.summary()}")
-    return metrics
 
 
 def reselect_weights(name: str, directory: Path = CHECKPOINTS, log: Any = print) -> dict[str, Any]:
     """Repeat the storage choice of ``WEIGHTS`` on an existing checkpoint stored in fp32 (no training): the dev
     metrics and training record are kept, the test metrics are recomputed with the weights it now ships."""
-    from hpt_core.checkpoint import read_metrics
-
     out = directory / name
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     if config.get("weights_dtype") != "float32":
@@ -220,14 +236,13 @@ def reselect_weights(name: str, directory: Path = CHECKPOINTS, log: Any = print)
     model = HPTModel.from_pretrained(out)
     metrics = read_metrics(out) or {}
     provenance = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
-    news = load_20newsgroups(NEWS, strip=True)
-    train_set, _, test_set = split_dataset(news, 0.1, 0.0, seed=0)
+    splits = demo_splits(load_news())
     training = {k: v for k, v in metrics.get("training", {}).items() if k != "test_seconds"}
     return _ship(
         name,
         model,
-        test_set.documents,
-        train_set.label_counts(),
+        splits.test.documents,
+        splits.train.label_counts(),
         metrics.get("dev"),
         training,
         provenance,
@@ -239,18 +254,13 @@ def reselect_weights(name: str, directory: Path = CHECKPOINTS, log: Any = print)
 def baselines(log: Any = print, out: Path = BASELINES) -> dict[str, Any]:
     """TF-IDF + LR and frozen sentence embeddings + LR on the demo checkpoints' exact split (C chosen on its dev set),
     so the app's models can be compared with what a practitioner would try first; writes ``out``."""
-    from benchmarks.quality import PRESETS, Splits, run_classical
-
-    news = load_20newsgroups(NEWS, strip=True)
-    train_set, dev_set, test_set = split_dataset(news, 0.1, 0.0, seed=0)
-    splits = Splits("20ng-full", train_set, dev_set, test_set, "the demo checkpoints' split")
+    splits = demo_splits(load_news())
     results: dict[str, Any] = {}
     for method, backbone in (("tfidf-lr", "-"), ("emb-lr", "minilm-l6")):
         record, _ = run_classical(splits, method, backbone, PRESETS["cpu"], log)
         results[method] = {k: record[k] for k in ("micro_f1", "macro_f1", "per_depth", "train_seconds", "best_c")}
         log(f"{method}: test micro-F1 {100 * record['micro_f1']:.2f} %, macro-F1 {100 * record['macro_f1']:.2f} %")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    write_json(out, results, indent=1)
     return results
 
 

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,16 +26,19 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.common import CHECKPOINTS, RESULTS, ROOT, example_texts, write_json
 from benchmarks.fuzz_inputs import Case, malformed_cases
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "benchmarks" / "results" / "reliability.json"
+OUT = RESULTS / "reliability.json"
 GENERIC = "Something went wrong"  # the app's message for an unexpected exception: counted as a crash
+# gradio_client, the app and hpt_core are imported inside the functions that use them (light start-up: the CLI
+# fuzzing of tests/test_reliability.py loads no app).
 
 
 def _write(case: Case, folder: Path) -> tuple[Path, Path | None]:
@@ -136,25 +140,19 @@ def launch_app(user_dir: Path) -> tuple[Any, Any, str]:
 
 
 def _demo_request(studio: Any, epochs: int, max_length: int = 64) -> Any:
-    from app.jobs import JobRequest
+    from app.jobs import JobRequest, job_configs
 
     cfg = studio.config
-    return JobRequest(
-        data_file=cfg.demo_dataset,
-        source_name=cfg.demo_dataset.name,
-        hierarchy_file=cfg.demo_hierarchy,
-        backbone="minilm-l6-mlm",
-        epochs=epochs,
-        batch_size=16,
-        max_length=max_length,
-    )
+    settings = {"backbone": "minilm-l6-mlm", "epochs": epochs, "batch_size": 16, "max_length": max_length}
+    train, model = job_configs(cfg, "hpt", **settings)
+    return JobRequest(cfg.demo_dataset, cfg.demo_dataset.name, train, model, hierarchy_file=cfg.demo_hierarchy)
 
 
 def load_test(studio: Any, url: str, clients: int, calls: int) -> dict[str, Any]:
     """``clients`` concurrent ``gradio_client`` clients × ``calls`` ``/predict`` each, while a fine-tune job runs."""
     from gradio_client import Client
 
-    texts = [e["text"] for e in json.loads((ROOT / "assets" / "examples" / "20ng.json").read_text(encoding="utf-8"))]
+    texts = example_texts()
     studio.jobs.start(_demo_request(studio, epochs=30))
     deadline = time.time() + 300
     while studio.jobs.status().state != "running" and time.time() < deadline:
@@ -219,7 +217,7 @@ def load_test(studio: Any, url: str, clients: int, calls: int) -> dict[str, Any]
 # ------------------------------------------------------------------------------------------------------ faults
 _SAVE_SCRIPT = """
 import sys, time
-import hpt_core.checkpoint as ck
+import hpt_core.atomic as ck
 from hpt_core.model import HPTModel
 model = HPTModel.from_pretrained(sys.argv[1])
 real = ck._default_permissions
@@ -242,13 +240,11 @@ def fault_killed_save(workdir: Path) -> dict[str, Any]:
     user_dir = workdir / "models"
     target = user_dir / "kept-model"
     user_dir.mkdir(parents=True)
-    import shutil
-
-    shutil.copytree(ROOT / "checkpoints" / "20ng-hpt", target)
+    shutil.copytree(CHECKPOINTS / "20ng-hpt", target)
     before = (target / "model.safetensors").read_bytes()
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-c", _SAVE_SCRIPT, str(ROOT / "checkpoints" / "20ng-finetune"), str(target)],
+        [sys.executable, "-c", _SAVE_SCRIPT, str(CHECKPOINTS / "20ng-finetune"), str(target)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -277,7 +273,7 @@ def fault_job_exception(studio: Any) -> dict[str, Any]:
     """A job that diverges (a learning rate that makes the loss non-finite) is marked failed with a message; the
     next job then runs normally."""
     request = _demo_request(studio, epochs=1, max_length=32)
-    request.lr = 1e6
+    request.train = replace(request.train, lr=1e6)
     studio.jobs.start(request)
     failed = studio.jobs.wait(600)
     request = _demo_request(studio, epochs=1, max_length=32)
@@ -374,8 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     result = run(args.quick)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(args.out, result, ensure_ascii=False)
     summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
     print(json.dumps(summary, indent=1))
     return 0

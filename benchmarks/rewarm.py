@@ -19,23 +19,20 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import NEWS_20NG, RESULTS, WOS_1K, WOS_TAXONOMY, data_file, write_json
 from hpt_core.backbones import load_backbone
 from hpt_core.data import load_dataset, split_dataset
 from hpt_core.pretrain import MaskedLMObjective, masked_accuracy
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-NEWS = SHARED / "20newsgroups" / "20news-bydate.jsonl.gz"
-WOS = SHARED / "wos" / "subset_1k" / "wos_total_1k.json"
-WOS_TAXONOMY = SHARED / "wos" / "wos.taxnomy"
 WOS_SPLITS = ((0.1, 0.1), (0.1, 0.2))  # (dev, test) fractions of the reported WOS splits, seed 0
-RESULTS = Path(__file__).resolve().parent / "results" / "rewarm.json"
+OUT = RESULTS / "rewarm.json"
 
 
 def build_corpus(out: Path) -> dict[str, int]:
     """Write the re-warming corpus as JSONL (``{"text": ...}``); returns the counts per source."""
-    news = load_dataset(NEWS)
+    news = load_dataset(data_file(NEWS_20NG))
     news_train = [d.text for d in news.documents if d.split == "train"]
-    wos = load_dataset(WOS, hierarchy_file=WOS_TAXONOMY)
+    wos = load_dataset(data_file(WOS_1K), hierarchy_file=data_file(WOS_TAXONOMY))
     excluded: set[str] = set()
     for dev, test in WOS_SPLITS:
         _, dev_set, test_set = split_dataset(wos, dev, test, seed=0)
@@ -50,7 +47,7 @@ def build_corpus(out: Path) -> dict[str, int]:
 
 def evaluate(backbones: list[str], n_messages: int = 500, seed: int = 0) -> dict[str, dict[str, float]]:
     """Masked top-1 of each backbone on ``n_messages`` seeded 20NG test messages (same masks for every backbone)."""
-    news = load_dataset(NEWS)
+    news = load_dataset(data_file(NEWS_20NG))
     test = [d.text for d in news.documents if d.split == "test"]
     sample = random.Random(seed).sample(test, min(n_messages, len(test)))
     results = {}
@@ -81,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(build_corpus(Path(args.out))))
         return 0
     results = evaluate(args.backbone, args.messages)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(previous | results, indent=2) + "\n", encoding="utf-8")
+    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    write_json(OUT, previous | results)
     print(json.dumps(results))
     return 0
 

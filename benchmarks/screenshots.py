@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import ROOT
+
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -39,6 +40,7 @@ TRAIN_STEPS = 4  # training steps to wait for before the fine-tune screenshot
 TRAIN_TIMEOUT_S = 600
 PREDICT_LABEL = "comp.sys.ibm.pc.hardware"
 EXPLAIN_LABEL = "comp > comp.graphics"
+# playwright and the app are imported inside the functions that use them (light start-up: ``--help`` loads neither).
 
 
 def _log(message: str) -> None:

@@ -11,9 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import quality
-from benchmarks.quality import PRESETS, TASK_MLM, Preset, jobs, run_benchmark, run_key
-from benchmarks.quality_report import paired_bootstrap, write_report
+from benchmarks.common import DATA_ENV, NEWS_20NG, ROOT, WOS_TAXONOMY, data_dir, data_file
+from benchmarks.quality.methods import NEURAL, TASK_MLM
+from benchmarks.quality.presets import PRESETS, Preset, jobs, preset_variant
+from benchmarks.quality.report import write_report
+from benchmarks.quality.results import run_key
+from benchmarks.quality.run import run_benchmark
+from benchmarks.quality.splits import load_splits
+from benchmarks.quality.stats import paired_bootstrap
 
 RUN_FIELDS = {
     "dataset": str,
@@ -63,7 +68,9 @@ def tiny_preset(tiny_backbone_dir: Path) -> Preset:
 @pytest.fixture(scope="module")
 def tiny_run(shared_dir, tiny_preset, tmp_path_factory) -> tuple[Path, dict]:
     directory = tmp_path_factory.mktemp("quality")
-    results = run_benchmark(tiny_preset, directory, log=lambda _: None, work=directory / "work")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DATA_ENV, str(shared_dir / "data"))  # wherever the fixtures found the shared data
+        results = run_benchmark(tiny_preset, directory, log=lambda _: None, work=directory / "work")
     return directory, results
 
 
@@ -97,7 +104,7 @@ def test_tiny_preset_writes_every_run_with_the_schema(tiny_run, tiny_preset):
         assert 0.0 <= run["micro_f1"] <= 1.0 and 0.0 <= run["macro_f1"] <= 1.0
         assert set(run["per_depth"]) == {"0", "1"}
         assert len(run["per_bucket"]) == 5
-        if run["method"] in quality.NEURAL:
+        if run["method"] in NEURAL:
             assert run["steps"] == 3  # 24 documents, batch 8, 1 epoch
     assert stored["splits"]["wos-1k"]["labels"] == 141 and stored["splits"]["20ng-10pct"]["labels"] == 27
     assert stored["splits"]["20ng-10pct"]["test"] == 24
@@ -192,8 +199,6 @@ def test_paired_bootstrap_difference_matches_the_metrics(wos_hierarchy):
 
 
 def test_preset_variants_for_investigations_get_their_own_name():
-    from benchmarks.quality import preset_variant
-
     variant = preset_variant(PRESETS["cpu"], ["lr=3e-4", "epochs.wos-1k=12", "seeds=0,1", "news_test=None"])
     assert variant.name == "cpu+epochs.wos-1k=12+lr=3e-4+news_test=None+seeds=0,1"
     assert (variant.lr, variant.epochs["wos-1k"], variant.epochs["20ng-10pct"]) == (3e-4, 12, 3)
@@ -213,3 +218,17 @@ def test_randomisation_test_separates_a_real_difference_from_none(wos_hierarchy)
     none = paired_bootstrap(gold, [other], [noisy], wos_hierarchy.num_labels, samples=300)
     assert real["macro"]["p_randomisation"] < 0.01 and real["micro"]["p_randomisation"] < 0.01
     assert none["micro"]["p_randomisation"] > 0.05
+
+
+def test_the_data_directory_is_hpt_studio_data_or_the_shared_folder(monkeypatch, tmp_path, tiny_preset):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert data_dir() == tmp_path
+    (tmp_path / "wos").mkdir()
+    (tmp_path / "wos" / "wos.taxnomy").write_text("Root\tA\n", encoding="utf-8")
+    assert data_file(WOS_TAXONOMY) == tmp_path / "wos" / "wos.taxnomy"
+    with pytest.raises(FileNotFoundError, match=DATA_ENV) as missing:
+        load_splits(tiny_preset)  # the benchmarks read their data through data_file
+    assert str(tmp_path / NEWS_20NG) in str(missing.value)
+    assert all(name in str(missing.value) for name in (NEWS_20NG, "wos/subset_1k/wos_total_1k.json", WOS_TAXONOMY))
+    monkeypatch.delenv(DATA_ENV)
+    assert data_dir() == ROOT.parent / "shared" / "data"

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import benchmarks.demo_checkpoints as demo
+from benchmarks.common import NEWS_20NG
 from benchmarks.demo_checkpoints import evaluation_slice
 from hpt_core.data import load_20newsgroups
+from hpt_core.inference import decode
 from hpt_core.metrics import evaluate_sets
 from hpt_core.predict import Predictor
 
@@ -23,7 +24,7 @@ SLICE = 200
 
 @pytest.fixture(scope="module")
 def news_test_slice(shared_dir: Path):
-    news = load_20newsgroups(shared_dir / "data" / "20newsgroups" / "20news-bydate.jsonl.gz", strip=True)
+    news = load_20newsgroups(shared_dir / "data" / NEWS_20NG, strip=True)
     return evaluation_slice([d for d in news.documents if d.split == "test"])
 
 
@@ -55,7 +56,7 @@ def test_checkpoint_reproduces_its_metrics_on_the_test_slice(shipped, news_test_
     _, directory, predictor = shipped
     recorded = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))["test_slice_200"]
     scores = predictor.scores([d.text for d in news_test_slice])
-    predicted = [np.flatnonzero(row > 0).tolist() for row in scores]
+    predicted = decode(scores)
     report = evaluate_sets([d.labels for d in news_test_slice], predicted, predictor.hierarchy)
     assert report.n_documents == recorded["n_documents"] == SLICE
     assert report.micro_f1 == pytest.approx(recorded["micro_f1"], abs=0.005)
@@ -75,7 +76,7 @@ def test_checkpoint_classifies_the_example_texts(shipped):
 
 @pytest.mark.parametrize(("tolerance", "chosen"), [(1.0, "float16"), (0.0, "float32")])
 def test_the_smallest_storage_within_tolerance_is_shipped(
-    save_tiny_backbone, news_test_slice, tmp_path: Path, monkeypatch, tolerance: float, chosen: str
+    save_tiny_backbone, shared_dir, news_test_slice, tmp_path: Path, monkeypatch, tolerance: float, chosen: str
 ):
     """``_ship`` tries the storages smallest first and keeps the first whose scores stay within the tolerance; the
     metrics it writes are those of the weights it ships."""
@@ -83,7 +84,7 @@ def test_the_smallest_storage_within_tolerance_is_shipped(
 
     monkeypatch.setattr(demo, "FP16_TOLERANCE", tolerance)
     docs = news_test_slice[:12]
-    hierarchy = load_20newsgroups(ROOT.parent / "shared" / "data" / "20newsgroups" / "20news-bydate.jsonl.gz").hierarchy
+    hierarchy = load_20newsgroups(shared_dir / "data" / NEWS_20NG).hierarchy
     model = HPTModel.from_backbone(HPTConfig(backbone=str(save_tiny_backbone()), max_length=64), hierarchy)
     with torch.no_grad():  # as if trained: no weight equals the backbone file's any more
         for p in model.parameters():
