@@ -1,10 +1,13 @@
-"""``AppConfig``: where the app finds its models, data and limits. ``app.py`` builds one from the environment."""
+"""``AppConfig``: where the app finds its models, data, limits and training defaults. ``app.py`` builds one."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hpt_core.model import HPTConfig
+from hpt_core.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,10 +55,11 @@ class AppConfig:
     max_text_chars: int = 20_000  # pasted text beyond this is cut (with a visible note)
     max_epochs: int = 30
     max_batch_size: int = 64
-    default_epochs: int = 5
-    default_batch_size: int = 16
-    default_max_length: int = 128
-    default_lr: float = 1e-4
+    max_lr: float = 1e-2
+    max_length_limit: int = 512  # tokens; the longest max_length the fine-tune panel accepts
+    # The fine-tune panel's defaults (its controls start here; ``JobRequest`` holds configs built from them).
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, batch_size=16, lr=1e-4, seed=0))
+    model: HPTConfig = field(default_factory=lambda: HPTConfig(backbone="minilm-l6-mlm", max_length=128))
     seconds_per_step_cpu: float = 1.5  # measured: MiniLM-L6, batch 16, length 128, 2 cores (docs/benchmarks.md)
     max_loaded_models: int = 4  # predictors kept in memory at once
     precision: str = "auto"  # Predictor precision: bf16 on CPUs with bf16 instructions (2× faster, −0.03 F1), else fp32

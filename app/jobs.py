@@ -7,6 +7,7 @@ generated names and deleted when the job ends.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -14,16 +15,28 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import hpt_core.finetune as finetuning  # called through the module, so tests can replace finetune()
 from app.config import AppConfig
 from app.registry import ModelRegistry
-from hpt_core.errors import HPTError
+from hpt_core.errors import ConfigError, HPTError
+from hpt_core.model import HPTConfig
+from hpt_core.training import TrainConfig
 
-__all__ = ["JobRequest", "JobState", "JobManager", "BusyError", "VARIANT_CHOICES", "estimate_seconds"]
+__all__ = [
+    "JobRequest",
+    "JobState",
+    "JobManager",
+    "BusyError",
+    "VARIANT_CHOICES",
+    "estimate_seconds",
+    "job_configs",
+    "run_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +56,37 @@ class BusyError(HPTError):
 
 @dataclass
 class JobRequest:
-    """What the fine-tune panel sends; ``data_file`` is read where it lies and copied before training."""
+    """What the fine-tune panel sends: the data and the two configs of the run (``AppConfig.train``/``.model``
+    with the panel's values); ``data_file`` is read where it lies and copied before training."""
 
     data_file: Path
     source_name: str  # the upload's own file name, shown in messages
+    train: TrainConfig
+    model: HPTConfig
     hierarchy_file: Path | None = None
-    variant: str = "hpt"
-    backbone: str = "minilm-l6-mlm"
-    epochs: int = 5
-    batch_size: int = 16
-    max_length: int = 128
-    lr: float = 1e-4
-    seed: int = 0
     adapt_steps: int = 0  # > 0: first adapt the backbone to the training texts (masked LM, this many steps)
+
+
+def job_configs(config: AppConfig, variant: str = "hpt", **settings: Any) -> tuple[TrainConfig, HPTConfig]:
+    """The two configs of a job: the app's defaults (``config.train``, ``config.model``) with ``settings`` by field
+    name (``epochs=3, lr=1e-3, backbone=..., max_length=...``), and the method ``variant`` (``VARIANT_CHOICES``).
+    Each value is checked once, by its dataclass (``ConfigError``)."""
+    train_fields = {f.name for f in fields(config.train)}
+    model_fields = {f.name for f in fields(config.model)}
+    unknown = sorted(set(settings) - train_fields - model_fields)
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {unknown}; use TrainConfig or HPTConfig field names.")
+    train = replace(config.train, **{k: v for k, v in settings.items() if k in train_fields})
+    model = HPTConfig.for_variant(
+        variant, base=config.model, **{k: v for k, v in settings.items() if k in model_fields}
+    )
+    return train, model
+
+
+def run_config(train: TrainConfig) -> TrainConfig:
+    """The ``TrainConfig`` a job runs with: the app trains for the epochs asked, so early stopping is off
+    (``patience = epochs``); the best dev state is still the one kept."""
+    return replace(train, patience=train.epochs)
 
 
 @dataclass
@@ -158,7 +189,9 @@ class JobManager:
                     "or cancel it first."
                 )
             job_id = datetime.now().strftime("%Y%m%d-%H%M%S")
-            self._state = JobState(id=job_id, state="starting", message="Preparing the data…", epochs=request.epochs)
+            self._state = JobState(
+                id=job_id, state="starting", message="Preparing the data…", epochs=request.train.epochs
+            )
             self._cancel = threading.Event()
         workdir = Path(tempfile.mkdtemp(prefix="hpt-job-"))
         try:
@@ -223,14 +256,10 @@ class JobManager:
             self._finish("failed", message, error=f"{type(e).__name__}: {text}")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-            import gc
-
             gc.collect()
 
     def _adapt(self, request: JobRequest, texts: list[str], out: Path) -> bool:
         """Continued masked LM on the training texts; False when cancelled (then nothing is trained or saved)."""
-        from hpt_core.finetune import adapt_backbone
-
         steps = request.adapt_steps
 
         def progress(event: Any) -> None:
@@ -250,15 +279,15 @@ class JobManager:
                 elif event.message:
                     s.message = f"Adapting the backbone: {event.message}"
 
-        self._update(phase="adapting the backbone", message=f"Adapting {request.backbone} to your texts…")
-        result = adapt_backbone(
-            request.backbone,
+        self._update(phase="adapting the backbone", message=f"Adapting {request.model.backbone} to your texts…")
+        result = finetuning.adapt_backbone(
+            request.model.backbone,
             texts,
             out,
             steps=steps,
-            batch_size=request.batch_size,
-            max_length=request.max_length,
-            seed=request.seed,
+            batch_size=request.train.batch_size,
+            max_length=request.model.max_length,
+            seed=request.train.seed,
             callback=progress,
             cancel=self._cancel,
         )
@@ -278,12 +307,9 @@ class JobManager:
         return True
 
     def _train(self, request: JobRequest, data: Path, hierarchy: Path | None, job_id: str, workdir: Path) -> None:
-        from hpt_core.finetune import finetune, prepare_splits
-        from hpt_core.model import HPTConfig
-        from hpt_core.training import TrainConfig
-
-        splits = prepare_splits(
-            data, hierarchy_file=hierarchy, split_seed=request.seed, source_name=request.source_name
+        seed = request.train.seed  # also the split's seed
+        splits = finetuning.prepare_splits(
+            data, hierarchy_file=hierarchy, split_seed=seed, source_name=request.source_name
         )
         n_labels = splits.train.hierarchy.num_labels
         if n_labels > self.config.max_labels:
@@ -291,21 +317,16 @@ class JobManager:
                 f"{request.source_name}: {n_labels} labels is over this app's limit of {self.config.max_labels}."
             )
         self._update(data_summary=splits.summary(), message="Loading the backbone…")
-        backbone, label = request.backbone, None
+        model_config, label = request.model, None
         if request.adapt_steps > 0:
             adapted = workdir / "adapted-backbone"
             if not self._adapt(request, [d.text for d in splits.train.documents], adapted):
                 return
-            backbone, label = str(adapted), f"{request.backbone} + {request.adapt_steps} masked-LM steps on the data"
-        model_config = HPTConfig.for_variant(request.variant, backbone=backbone, max_length=request.max_length)
-        train_config = TrainConfig(
-            epochs=request.epochs,
-            batch_size=request.batch_size,
-            lr=request.lr,
-            seed=request.seed,
-            patience=request.epochs,
-        )
-        name = f"{_safe_stem(request.source_name)}-{request.variant}-{job_id}"
+            model_config = replace(request.model, backbone=str(adapted))
+            label = f"{request.model.backbone} + {request.adapt_steps} masked-LM steps on the data"
+        train_config = run_config(request.train)
+        epochs = train_config.epochs
+        name = f"{_safe_stem(request.source_name)}-{_safe_stem(request.model.variant_name)}-{job_id}"
         if (self.config.user_dir / name).exists():  # two jobs within one second
             name += f"-{len(list(self.config.user_dir.iterdir()))}"
 
@@ -321,9 +342,7 @@ class JobManager:
                     rate = event.elapsed_seconds / max(event.step, 1)
                     s.eta_seconds = rate * (event.total_steps - event.step)
                     if not self._cancel.is_set():
-                        s.message = (
-                            f"Training: step {event.step}/{event.total_steps}, epoch {event.epoch}/{request.epochs}"
-                        )
+                        s.message = f"Training: step {event.step}/{event.total_steps}, epoch {event.epoch}/{epochs}"
                 elif event.phase == "eval":
                     s.evals.append(
                         {
@@ -337,12 +356,12 @@ class JobManager:
         provenance = {
             "data": request.source_name,
             "hierarchy": Path(str(request.hierarchy_file)).name if request.hierarchy_file else None,
-            "split_seed": request.seed,
+            "split_seed": seed,
             "trained_in": "HPT Studio fine-tune panel",
-            "backbone": request.backbone,
+            "backbone": request.model.backbone,
             "adapt_steps": request.adapt_steps,
         }
-        result = finetune(
+        result = finetuning.finetune(
             splits,
             model_config,
             train_config,

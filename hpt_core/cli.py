@@ -1,7 +1,11 @@
 """Command line: ``python -m hpt_core validate|train|evaluate|predict|explain``.
 
 Results go to stdout as JSON (one object, or JSON lines for ``predict``); progress and messages go to stderr. Every
-user error is one sentence on stderr and exit status 2, never a traceback.
+user error is one sentence on stderr and exit status 2, never a traceback. The flags that set a ``TrainConfig`` or
+``HPTConfig`` field are generated from its declaration (``hpt_core.configs``).
+
+Each command imports the library modules it uses inside its function, to keep start-up light: a command pays only
+for its own imports (``explain`` loads UMAP, ``train`` transformers, ``validate`` neither).
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import shlex
 import sys
@@ -18,15 +21,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hpt_core.configs import AT_LEAST_ONE, SEED, Check, add_config_arguments, arg_type, config_from_args, config_values
 from hpt_core.errors import CheckpointError, HPTError
 
 __all__ = ["main", "build_parser"]
 
 MAX_PROBLEMS_SHOWN = 20
 EXIT_USER_ERROR = 2
-BACKBONE_HELP = (
-    "hub name, local directory, 'minilm-l6-mlm' (default: the shipped re-warmed MiniLM) or 'minilm-l6' (raw MiniLM)"
-)
 LOG_FILE_HELP = "write every progress event (step, loss, dev scores) to this file as JSON lines"
 STRIP_HELP = "remove e-mail headers, quoted replies and signatures from every text (newsgroup messages)"
 
@@ -35,25 +36,10 @@ class UserError(HPTError):
     """A problem with the command line itself (conflicting options, existing output directory...)."""
 
 
-def _checked(parse: Callable[[str], Any], ok: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
-    """An argparse ``type`` that parses a value and rejects it with "expected <expected>, got '<text>'"."""
-
-    def convert(text: str) -> Any:
-        try:
-            value = parse(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return convert
-
-
-_positive_int = _checked(int, lambda v: v >= 1, "a positive whole number")
-_seed = _checked(int, lambda v: 0 <= v < 2**32, "a whole number from 0 to 2**32 - 1")
-_positive_float = _checked(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
-_fraction = _checked(float, lambda v: 0 < v <= 1, "a fraction in (0, 1], e.g. 0.1 for 10 %")
+# Types of the flags that are not config fields (those get theirs from the field, ``add_config_arguments``).
+_positive_int = arg_type(int, AT_LEAST_ONE)
+_seed = arg_type(int, SEED)
+_fraction = arg_type(float, Check(lambda v: 0 < v <= 1, "in (0, 1]", "a fraction in (0, 1], e.g. 0.1 for 10 %"))
 
 
 def _print_json(data: Any) -> None:
@@ -149,28 +135,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from hpt_core.finetune import finetune
     from hpt_core.model import HPTConfig
-    from hpt_core.training import TrainConfig
+    from hpt_core.training import CODE_FAITHFUL_TRAINING, TrainConfig
 
     out = _output_directory(args)
-    overrides: dict[str, Any] = {"backbone": args.backbone}
-    if args.max_length is not None:
-        overrides["max_length"] = args.max_length
-    model_config = HPTConfig.for_variant(args.variant, args.ablation, args.code_faithful, **overrides)
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        patience=args.patience,
-        device=args.device,
-        optimizer=args.optimizer,
-        grad_clip=args.grad_clip,
-    )
+    model_values = config_values(HPTConfig, args)
+    model_config = HPTConfig.for_variant(args.variant, args.ablation, args.code_faithful, **model_values)
+    train_config = config_from_args(TrainConfig, args, CODE_FAITHFUL_TRAINING if args.code_faithful else None)
     splits = _load_splits(args)
     _info(f"Data: {splits.summary()}")
     _info(f"Model: {model_config.variant_name} on {model_config.backbone}.")
-    _processes_note(args.batch_size)
+    _processes_note(train_config.batch_size)
     bars: list[Any] = []  # created at the first step, so set-up errors print alone
     log = _progress_log(args.log_file if _is_main() else None)
 
@@ -228,25 +202,15 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from hpt_core.training import TrainConfig
 
     out = _output_directory(args)
-    config = TrainConfig(
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        optimizer="adamw",
-        patience=args.patience,
-        eval_every=args.eval_every,
-        device=args.device,
-    )
+    config = config_from_args(TrainConfig, args, {"optimizer": "adamw"})  # PRETRAIN_DEFAULTS, then the flags
     texts: list[str] = []
     for file in args.data:
         texts += read_texts(file)
     if not texts:
         raise UserError(f"No texts found in {', '.join(args.data)}; give files with at least one non-empty text.")
     tokenizer, backbone = load_backbone(args.backbone)
-    _info(f"Re-warming {args.backbone} on {len(texts)} texts (length {args.max_length}, batch {args.batch_size}).")
-    _processes_note(args.batch_size)
+    _info(f"Re-warming {args.backbone} on {len(texts)} texts (length {args.max_length}, batch {config.batch_size}).")
+    _processes_note(config.batch_size)
     bar = tqdm(total=None, desc="pretrain", unit="step", file=sys.stderr, dynamic_ncols=True, disable=not _is_main())
     log = _progress_log(args.log_file if _is_main() else None)
 
@@ -268,9 +232,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "backbone": args.backbone,
         "data": ", ".join(args.data),
         "max_length": args.max_length,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "seed": args.seed,
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "seed": config.seed,
         "whole_word": args.whole_word,
     }
     current().on_main(
@@ -365,8 +329,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from hpt_core.model import ABLATIONS, VARIANTS
+    """The parser; the flags of ``train`` and ``pretrain`` that set a config field come from its declaration."""
+    # Here, not at the top: the model modules import torch, which ``validate`` (and ``--help``) need not wait for.
+    from hpt_core.model import ABLATIONS, VARIANTS, HPTConfig
     from hpt_core.predict import RULES
+    from hpt_core.pretrain import PRETRAIN_DEFAULTS
+    from hpt_core.training import TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="python -m hpt_core", description="HPT Studio: hierarchy-aware prompt tuning for text classification."
@@ -385,22 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hierarchy", help="taxonomy file; default: the union of the label paths in the data")
     p.add_argument("--out", required=True, help="checkpoint directory to create")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
-    p.add_argument("--backbone", default="minilm-l6-mlm", help=BACKBONE_HELP)
     p.add_argument("--variant", default="hpt", choices=sorted(VARIANTS), help="model variant (default: hpt)")
     p.add_argument("--ablation", action="append", default=[], choices=sorted(ABLATIONS), help="HPT ablation")
-    p.add_argument("--code-faithful", action="store_true", help="reproduce the official code's deviations")
-    p.add_argument("--epochs", type=_positive_int, default=20)
-    p.add_argument("--max-steps", type=_positive_int, default=None)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--max-length", type=_positive_int, default=None, help="tokens incl. template (default 512)")
-    p.add_argument("--lr", type=_positive_float, default=3e-5)
-    p.add_argument("--optimizer", choices=("adam", "adamw"), default="adam")
-    p.add_argument("--grad-clip", type=_positive_float, default=None)
-    p.add_argument("--patience", type=_positive_int, default=6)
-    p.add_argument("--seed", type=_seed, default=3, help="training seed (default 3, as the official code)")
+    p.add_argument(
+        "--code-faithful",
+        action="store_true",
+        help="reproduce the official code's deviations (model.CODE_FAITHFUL, training.CODE_FAITHFUL_TRAINING)",
+    )
+    add_config_arguments(p, HPTConfig, include=("backbone", "max_length"))
+    add_config_arguments(p, TrainConfig)  # every field: a new TrainConfig field gets its flag here
     p.add_argument("--split-seed", type=_seed, default=0, help="seed of the train/dev/test split")
     p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
         "--weights",
         choices=("float32", "float16", "float16-delta", "mixed"),
@@ -418,17 +381,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory to write (a Hugging Face model directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
     p.add_argument("--backbone", default="minilm-l6", help="backbone to re-warm (default: the raw 'minilm-l6')")
-    p.add_argument("--max-steps", type=_positive_int, default=1000)
-    p.add_argument("--epochs", type=_positive_int, default=100, help="upper bound; --max-steps usually ends first")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--max-length", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_positive_float, default=1e-4)
-    p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--eval-every", type=_positive_int, default=200, help="held-out masked top-1 every N steps")
-    p.add_argument("--patience", type=_positive_int, default=1000, help="evaluations without gain before stopping")
+    pretrain_fields = ("max_steps", "epochs", "batch_size", "lr", "seed", "eval_every", "patience", "device")
+    add_config_arguments(
+        p,
+        TrainConfig,
+        include=pretrain_fields,
+        defaults={k: v for k, v in PRETRAIN_DEFAULTS.items() if k in pretrain_fields},
+        help={
+            "epochs": "upper bound; --max-steps usually ends first",
+            "eval_every": "held-out masked top-1 every N steps",
+            "patience": "evaluations without gain before stopping",
+        },
+    )
+    p.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=PRETRAIN_DEFAULTS["max_length"],
+        help=f"tokens per text (default: {PRETRAIN_DEFAULTS['max_length']})",
+    )
     p.add_argument("--whole-word", action="store_true", help="mask whole words instead of single wordpieces")
     p.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16 (half the size)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--log-file", help=LOG_FILE_HELP)
     p.set_defaults(func=cmd_pretrain)
 

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpt_core.backbones import load_backbone
+from hpt_core.checkpoint import check_target, check_weights
 from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_texts
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.inference import metrics_entry
 from hpt_core.model import HPTConfig, HPTModel
+from hpt_core.pretrain import PRETRAIN_DEFAULTS, pretrain, save_backbone
 from hpt_core.training import TrainConfig, TrainProgress, TrainResult, set_seed, train
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "prepare_splits",
     "finetune",
     "adapt_backbone",
+    "adaptation_config",
     "training_summary",
     "to_jsonl",
 ]
@@ -56,6 +60,7 @@ class FinetuneResult:
     directory: Path | None  # None when the job was cancelled before anything was saved
     metrics: dict[str, Any]
     run: TrainResult
+    model: HPTModel  # the trained model, holding its best dev state
 
 
 def prepare_splits(
@@ -150,8 +155,6 @@ def finetune(
     which do need it, are refused). A non-empty ``out`` (without ``overwrite``) or a ``weights`` storage that cannot
     be used is refused before training starts.
     """
-    from hpt_core.checkpoint import check_target, check_weights
-
     # Everything that would refuse the save is checked now, so that no training is lost at the end.
     if out is not None:
         check_target(out, overwrite)
@@ -200,7 +203,7 @@ def finetune(
 
     # Under several processes (accelerate launch) only the main one evaluates and writes; all get its result.
     metrics, directory = current().on_main(evaluate_and_save)
-    return FinetuneResult(directory, metrics, run)
+    return FinetuneResult(directory, metrics, run, model)
 
 
 def adapt_backbone(
@@ -208,36 +211,37 @@ def adapt_backbone(
     texts: list[str],
     out: str | Path,
     steps: int,
-    batch_size: int = 16,
-    max_length: int = 128,
-    lr: float = 1e-4,
-    seed: int = 0,
+    max_length: int = PRETRAIN_DEFAULTS["max_length"],
     callback: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
     provenance: dict[str, Any] | None = None,
-    patience: int | None = None,
+    **settings: Any,
 ) -> Any:
     """Adapt the backbone to my texts: ``steps`` of continued masked-LM training of ``backbone`` on ``texts`` (give
     training texts only, never test ones), saved as a backbone directory at ``out`` unless cancelled. The state
-    with the best held-out masked top-1 is kept; ``patience`` (epochs without gain) stops early, never by default.
+    with the best held-out masked top-1 is kept, evaluated once per epoch.
+
+    ``settings`` are ``TrainConfig`` fields by name (``batch_size``, ``lr``, ``seed``, ...), on top of
+    ``adaptation_config(steps)``: the batch size, learning rate and seed of ``PRETRAIN_DEFAULTS``, and a ``patience``
+    of ``steps``, so the run never stops early unless given a smaller one.
 
     Returns the ``hpt_core.pretrain.PretrainResult`` (held-out masked top-1 before and after).
     """
-    from hpt_core.backbones import load_backbone
-    from hpt_core.pretrain import pretrain, save_backbone
-
-    if steps < 1:
-        raise ConfigError(f"steps must be at least 1, got {steps}.")
+    config = adaptation_config(steps, **settings)
     tokenizer, model = load_backbone(backbone)
-    config = TrainConfig(
-        max_steps=steps, epochs=10_000, batch_size=batch_size, lr=lr, seed=seed, patience=patience or steps
-    )
     result = pretrain(model, tokenizer, texts, config, max_length, callback=callback, cancel=cancel)
     if not result.cancelled:
-        info = {"backbone": backbone, "steps": steps, "max_length": max_length, "lr": lr, "seed": seed}
+        info = {"backbone": backbone, "steps": steps, "max_length": max_length, "lr": config.lr, "seed": config.seed}
         provenance = info | dict(provenance or {})
         current().on_main(lambda: save_backbone(model, tokenizer, out, result, provenance, overwrite=True))
     return result
+
+
+def adaptation_config(steps: int, **settings: Any) -> TrainConfig:
+    """The ``TrainConfig`` of ``adapt_backbone``: bounded by ``steps`` alone (checked as ``max_steps``), with the
+    pretraining batch size, learning rate and seed; ``settings`` override any field."""
+    values = {k: PRETRAIN_DEFAULTS[k] for k in ("batch_size", "lr", "seed")}
+    return TrainConfig(**(values | {"epochs": 10_000, "patience": steps} | settings | {"max_steps": steps}))
 
 
 def to_jsonl(dataset: Dataset) -> str:

@@ -7,7 +7,7 @@ with ``graph_seed`` and kept as a buffer, so it is saved with the weights); ``de
 label of depths ``0..m``.
 
 Paper form (default): edges in both directions, ``g⁽ᵏ⁺¹⁾ = ReLU(GATConv(g⁽ᵏ⁾))``, ``t'_m = t_m + g⁽ᴷ⁾[C + m]``.
-Official-code form (``code_faithful``): edges parent→child and virtual→label only (a virtual node receives only its
+Official-code form (``form="code"``): edges parent→child and virtual→label only (a virtual node receives only its
 self-loop), ``g⁽ᵏ⁺¹⁾ = LayerNorm(g⁽ᵏ⁾ + Dropout(GATConv(g⁽ᵏ⁾)))``, ``t'_m = g⁽ᴷ⁾[C + m]``.
 
 Shapes: label words ``(C, d)``, template words ``(L, d)`` → injected template words ``(L, d)``.
@@ -21,9 +21,10 @@ from torch import nn
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 
-__all__ = ["HierarchyInjection", "build_edges", "CONNECTIONS"]
+__all__ = ["HierarchyInjection", "build_edges", "CONNECTIONS", "GRAPH_FORMS"]
 
 CONNECTIONS = ("level", "random", "depth_increasing")
+GRAPH_FORMS = ("paper", "code")  # edge direction and layer form (module docstring)
 
 
 def build_edges(
@@ -61,8 +62,8 @@ class HierarchyInjection(nn.Module):
         connection: ``level`` (paper), ``random`` or ``depth_increasing`` (ablations).
         graph_conv: ``gat`` (``GATConv``, 1 head) or ``gcn`` (``GCNConv``, the literal ``1/c_u`` of Eq. 4).
         num_layers: K.
-        code_faithful: the official code's edge direction and layer form (module docstring).
-        dropout: dropout after each layer in the code-faithful form.
+        form: ``paper`` or ``code``, the official code's edge direction and layer form (module docstring).
+        dropout: dropout after each layer in the code form.
         graph_seed: seed of the random connection.
     """
 
@@ -73,24 +74,27 @@ class HierarchyInjection(nn.Module):
         connection: str = "level",
         graph_conv: str = "gat",
         num_layers: int = 1,
-        code_faithful: bool = False,
+        form: str = "paper",
         dropout: float = 0.1,
         graph_seed: int = 0,
     ) -> None:
         super().__init__()
-        from torch_geometric.nn import GATConv, GCNConv
+        from torch_geometric.nn import GATConv, GCNConv  # here to keep start-up light: seconds to import, graph only
 
         if graph_conv not in ("gat", "gcn"):
             raise ConfigError(f"Unknown graph_conv {graph_conv!r}; choose 'gat' or 'gcn'.")
         if num_layers < 1:
             raise ConfigError(f"graph_layers must be >= 1, got {num_layers}.")
+        if form not in GRAPH_FORMS:
+            raise ConfigError(f"Unknown graph_form {form!r}; choose one of {', '.join(GRAPH_FORMS)}.")
         self.num_labels = hierarchy.num_labels
-        self.code_faithful = code_faithful
-        edges = build_edges(hierarchy, connection, bidirectional=not code_faithful, graph_seed=graph_seed)
+        self.form = form
+        code = form == "code"
+        edges = build_edges(hierarchy, connection, bidirectional=not code, graph_seed=graph_seed)
         self.register_buffer("edge_index", edges)
         layer, kwargs = (GATConv, {"heads": 1}) if graph_conv == "gat" else (GCNConv, {})
         self.convs = nn.ModuleList(layer(hidden_size, hidden_size, **kwargs) for _ in range(num_layers))
-        if code_faithful:
+        if code:
             self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(num_layers))
             self.dropout = nn.Dropout(dropout)
 
@@ -98,12 +102,12 @@ class HierarchyInjection(nn.Module):
         """``(C, d)``, ``(L, d)`` → ``(L, d)``; run once per forward pass (batch-independent), with gradients."""
         x = torch.cat([label_words, template_words], dim=0)  # (C + L, d)
         for k, conv in enumerate(self.convs):
-            if self.code_faithful:
+            if self.form == "code":
                 x = self.norms[k](x + self.dropout(conv(x, self.edge_index)))
             else:
                 x = torch.relu(conv(x, self.edge_index))
         injected = x[self.num_labels :]  # (L, d)
-        return injected if self.code_faithful else template_words + injected
+        return injected if self.form == "code" else template_words + injected
 
     def extra_repr(self) -> str:
-        return f"num_labels={self.num_labels}, edges={self.edge_index.shape[1]}, code_faithful={self.code_faithful}"
+        return f"num_labels={self.num_labels}, edges={self.edge_index.shape[1]}, form={self.form!r}"

@@ -9,26 +9,28 @@ Forward pass (default configuration, paper §3, spec §1.8)::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from hpt_core.backbones import mlm_head_decoder, mlm_head_transform
-from hpt_core.configs import check_field_types
+from hpt_core.backbones import load_backbone, mlm_head_decoder, mlm_head_transform
+from hpt_core.checkpoint import read_checkpoint, save_checkpoint
+from hpt_core.configs import AT_LEAST_ONE, Check, ConfigBase, check_config, check_field_types, setting
 from hpt_core.errors import ConfigError
-from hpt_core.graph import CONNECTIONS, HierarchyInjection
+from hpt_core.graph import CONNECTIONS, GRAPH_FORMS, HierarchyInjection
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.losses import bce_loss, mask_tokens, mlm_loss, zmlce_loss
 from hpt_core.template import TEMPLATE_KINDS, PromptTemplate, TemplateBatch
 from hpt_core.verbalizer import HardVerbalizer, Verbalizer, bias_bound, label_name_embeddings  # noqa: F401
 
-__all__ = ["HPTConfig", "HPTModel", "HPTOutput", "VARIANTS", "ABLATIONS"]
+__all__ = ["HPTConfig", "HPTModel", "HPTOutput", "VARIANTS", "ABLATIONS", "CODE_FAITHFUL"]
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "hpt": {},
+    "hpt": {"template": "hpt"},
     "finetune": {"template": "none"},
     "hard": {"template": "hard"},
     "soft": {"template": "soft"},
@@ -42,43 +44,72 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "random-connection": {"connection": "random"},
     "depth-increasing": {"connection": "depth_increasing"},
 }
+# The official code's deviations from the paper (docs/faithfulness.md), one field each; the training loop's own
+# deviation is ``hpt_core.training.CODE_FAITHFUL_TRAINING``.
+CODE_FAITHFUL: dict[str, Any] = {
+    "graph_form": "code",
+    "zmlce_per_layer": False,
+    "mlm_mask_special_tokens": True,
+    "mlm_extended_vocab": True,
+    "two_label_biases": True,
+    "label_init_special_tokens": True,
+    "middle_sep": False,
+}
+BACKBONE_HELP = "hub name, local directory, 'minilm-l6-mlm' (the shipped re-warmed MiniLM) or 'minilm-l6' (raw MiniLM)"
+# Fields left unset (None) take the value the template implies; a variant re-derives them (``for_variant``).
+_FROM_TEMPLATE = ("constraint", "injection", "loss", "mlm")
+_FRACTION = Check(lambda v: 0.0 <= v <= 1.0, "in [0, 1]", "a fraction in [0, 1]")
 
 
 @dataclass
-class HPTConfig:
+class HPTConfig(ConfigBase):
     """Architecture of one model; saved as ``config.json`` beside the weights.
 
-    ``None`` fields are resolved in ``__post_init__`` from ``template`` and ``code_faithful`` (spec §4), so a saved
-    config is always explicit. Prefer ``HPTConfig.for_variant("hpt", ablations=[...])``.
+    Defaults are the paper's method. ``None`` fields are resolved in ``__post_init__`` from ``template`` (spec §4),
+    so a saved config is always explicit. Prefer ``HPTConfig.for_variant("hpt", ablations=[...])``; presets
+    (``VARIANTS``, ``ABLATIONS``, ``CODE_FAITHFUL``) are plain field values.
     """
 
-    backbone: str = "minilm-l6-mlm"  # the shipped re-warmed MiniLM (backbones.DEFAULT_BACKBONE)
-    template: str = "hpt"  # hpt | soft | hard | none (plain fine-tune)
-    constraint: bool | None = None  # one [PRED] per level (True) or one [PRED] for all labels
-    injection: bool | None = None  # hierarchy injection through the graph network
-    connection: str = "level"  # level | random | depth_increasing
-    graph_conv: str = "gat"  # gat | gcn
-    graph_layers: int = 1
-    graph_dropout: float = 0.1  # code-faithful graph layer only
-    graph_seed: int = 0  # random connection
-    loss: str | None = None  # zmlce | bce
-    zmlce_per_layer: bool | None = None  # Eq. 10 per level (paper) or one ZMLCE over all labels (code)
-    mlm: bool | None = None
-    mlm_weight: float = 1.0
-    mlm_probability: float = 0.15
-    mlm_head_positions: str = "masked"  # masked: MLM head at [PRED]/masked rows only | all: every position (code)
-    soft_prompt_len: int = 8
-    hard_prompt: str = "The text is about"
-    verbalizer_transform: bool = True  # apply the MLM head's transform before scoring
-    label_init_special_tokens: bool | None = None  # include [CLS]/[SEP] in the label-word mean (code)
-    middle_sep: bool | None = None  # [SEP] between text and template (paper)
-    code_faithful: bool = False
-    max_length: int = 512
+    backbone: str = setting("minilm-l6-mlm", BACKBONE_HELP)
+    template: str = setting("hpt", "prompt: hpt, soft, hard or none (plain fine-tune)", choices=TEMPLATE_KINDS)
+    constraint: bool | None = setting(None, "one [PRED] per level (True) or one [PRED] for all labels")
+    injection: bool | None = setting(None, "hierarchy injection through the graph network")
+    connection: str = setting("level", "graph edges of the virtual nodes", choices=CONNECTIONS)
+    graph_conv: str = setting("gat", "graph layer: gat or gcn", choices=("gat", "gcn"))
+    graph_form: str = setting(
+        "paper",
+        "paper: edges both ways, ReLU layers, t' = t + g; code: parent->child edges, LayerNorm residual layers",
+        choices=GRAPH_FORMS,
+    )
+    graph_layers: int = setting(1, "graph layers (K)", check=AT_LEAST_ONE)
+    graph_dropout: float = setting(0.1, "dropout of the code-form graph layers", check=_FRACTION)
+    graph_seed: int = setting(0, "seed of the random connection")
+    loss: str | None = setting(None, "classification loss: zmlce or bce", choices=("zmlce", "bce"))
+    zmlce_per_layer: bool = setting(True, "ZMLCE per level (Eq. 10, paper) or one ZMLCE over all labels (code)")
+    mlm: bool | None = setting(None, "masked-LM auxiliary loss")
+    mlm_weight: float = setting(1.0, "weight of the masked-LM loss")
+    mlm_probability: float = setting(
+        0.15, "fraction of the text wordpieces masked", check=Check(lambda v: 0.0 < v < 1.0, "in (0, 1)", "in (0, 1)")
+    )
+    mlm_mask_special_tokens: bool = setting(False, "masked LM may also choose [CLS]/[SEP] (code)")
+    mlm_extended_vocab: bool = setting(
+        False, "the MLM decoder also scores label words, template words and [PRED], with its own bias (code; HPT)"
+    )
+    mlm_head_positions: str = setting(
+        "masked", "MLM head at [PRED]/masked rows only, or at every position (code's cost)", choices=("masked", "all")
+    )
+    soft_prompt_len: int = setting(8, "virtual words of the soft prompt", check=AT_LEAST_ONE)
+    hard_prompt: str = setting("The text is about", "words of the hard prompt before [MASK]")
+    verbalizer_transform: bool = setting(True, "apply the MLM head's transform before scoring")
+    two_label_biases: bool = setting(False, "a second, zero-initialised label bias: the decoder bias (code)")
+    label_init_special_tokens: bool = setting(False, "include [CLS]/[SEP] in the label-word mean (code)")
+    middle_sep: bool = setting(True, "[SEP] between text and template (paper)")
+    max_length: int = setting(
+        512, "tokens incl. the template", check=Check(lambda v: v >= 16, "at least 16 tokens", "at least 16 tokens")
+    )
 
     def __post_init__(self) -> None:
         check_field_types(self)
-        if self.template not in TEMPLATE_KINDS:
-            raise ConfigError(f"Unknown template {self.template!r}; choose one of {', '.join(TEMPLATE_KINDS)}.")
         is_hpt = self.template == "hpt"
         for name in ("constraint", "injection"):
             value = getattr(self, name)
@@ -89,56 +120,68 @@ class HPTConfig:
             self.loss = "zmlce" if is_hpt else "bce"
         if self.mlm is None:
             self.mlm = is_hpt
-        if self.zmlce_per_layer is None:
-            self.zmlce_per_layer = not self.code_faithful
-        if self.label_init_special_tokens is None:
-            self.label_init_special_tokens = self.code_faithful
-        if self.middle_sep is None:
-            self.middle_sep = not self.code_faithful
-        choices = {
-            "loss": ("zmlce", "bce"),
-            "connection": CONNECTIONS,
-            "graph_conv": ("gat", "gcn"),
-            "mlm_head_positions": ("masked", "all"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"Unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}.")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ConfigError(f"mlm_probability must be in (0, 1), got {self.mlm_probability}.")
-        if self.max_length < 16:
-            raise ConfigError(f"max_length must be at least 16 tokens, got {self.max_length}.")
-        if self.soft_prompt_len < 1 or self.graph_layers < 1:
-            raise ConfigError("soft_prompt_len and graph_layers must be at least 1.")
+        check_config(self)
+        if self.mlm_extended_vocab and not self.two_label_biases:
+            raise ConfigError(
+                "mlm_extended_vocab=True needs two_label_biases=True: the label rows of the extended vocabulary "
+                "use the label words' decoder bias."
+            )
 
     @classmethod
     def for_variant(
-        cls, variant: str = "hpt", ablations: list[str] | tuple[str, ...] = (), code_faithful: bool = False, **kw: Any
+        cls,
+        variant: str = "hpt",
+        ablations: list[str] | tuple[str, ...] = (),
+        code_faithful: bool = False,
+        base: HPTConfig | None = None,
+        **kw: Any,
     ) -> HPTConfig:
-        """Config of a named variant (``hpt``, ``finetune``, ``hard``, ``soft``) with ablations applied."""
+        """Config of a named variant (``hpt``, ``finetune``, ``hard``, ``soft``) with ablations applied, and the
+        official code's deviations (``CODE_FAITHFUL``) when ``code_faithful``; ``kw`` overrides any field.
+
+        ``base`` gives the other fields (e.g. the app's default backbone and length); the fields a template implies
+        (constraint, injection, loss, mlm) are derived again for the variant.
+        """
         if variant not in VARIANTS:
             raise ConfigError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
-        values: dict[str, Any] = dict(VARIANTS[variant])
+        values: dict[str, Any] = {}
+        if base is not None:
+            values = {k: v for k, v in base.to_dict().items() if k not in _FROM_TEMPLATE}
+        values.update(VARIANTS[variant])
         for name in ablations:
             if name not in ABLATIONS:
                 raise ConfigError(f"Unknown ablation {name!r}; choose from {', '.join(ABLATIONS)}.")
             if variant != "hpt":
                 raise ConfigError(f"Ablation {name!r} applies to the 'hpt' variant only, not {variant!r}.")
             values.update(ABLATIONS[name])
+        if code_faithful:
+            values.update(CODE_FAITHFUL)
         values.update(kw)
-        return cls(code_faithful=code_faithful, **values)
+        return cls(**values)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HPTConfig:
-        """Strict: unknown keys raise ``ConfigError`` listing the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ConfigError(f"Unknown HPTConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}.")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> HPTConfig:
+        """Strict: unknown keys raise ``ConfigError`` listing the valid ones.
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        One legacy key is read: ``code_faithful`` (configs saved before ``CODE_FAITHFUL`` became explicit fields, e.g.
+        the shipped checkpoints) is expanded into the fields it stood for; values the file gives explicitly win.
+        """
+        values = dict(data)
+        if "code_faithful" in values:
+            legacy = values.pop("code_faithful")
+            if not isinstance(legacy, bool):
+                raise ConfigError(f"HPTConfig.code_faithful (legacy) must be bool, got {legacy!r}.")
+            for name, code_value in CODE_FAITHFUL.items():
+                if values.get(name) is None:
+                    values.pop(name, None)
+                    if legacy:
+                        values[name] = code_value
+        return super().from_dict(values)
+
+    @property
+    def is_code_faithful(self) -> bool:
+        """Whether every deviation of ``CODE_FAITHFUL`` holds."""
+        return all(getattr(self, k) == v for k, v in CODE_FAITHFUL.items())
 
     @property
     def variant_name(self) -> str:
@@ -152,7 +195,7 @@ class HPTConfig:
             if name != "no-hierarchy" and all(getattr(self, k) == v for k, v in flags.items())
         ]
         name = base + (f"[{','.join(changed)}]" if changed else "")
-        return name + (" (code-faithful)" if self.code_faithful else "")
+        return name + (" (code-faithful)" if self.is_code_faithful else "")
 
 
 @dataclass
@@ -225,7 +268,7 @@ class HPTModel(nn.Module):
                     connection=config.connection,
                     graph_conv=config.graph_conv,
                     num_layers=config.graph_layers,
-                    code_faithful=config.code_faithful,
+                    form=config.graph_form,
                     dropout=config.graph_dropout,
                     graph_seed=config.graph_seed,
                 )
@@ -233,8 +276,8 @@ class HPTModel(nn.Module):
             names = [hierarchy.short_name(i) for i in range(c)]
             init = label_name_embeddings(tokenizer, words, names, bool(config.label_init_special_tokens))
             slots = self.depth_of_label if config.template == "hpt" and config.constraint else torch.zeros(c)
-            self.verbalizer: nn.Module = Verbalizer(init, slots, two_biases=config.code_faithful)
-            if config.code_faithful and config.mlm and config.template == "hpt":
+            self.verbalizer: nn.Module = Verbalizer(init, slots, two_biases=config.two_label_biases)
+            if config.mlm_extended_vocab and config.mlm and config.template == "hpt":
                 self.extra_decoder_bias = nn.Parameter(torch.zeros(self.template.num_virtual + 1))
         elif config.template == "hard":
             self.verbalizer = HardVerbalizer(tokenizer, [hierarchy.short_name(i) for i in range(c)], hidden)
@@ -288,7 +331,7 @@ class HPTModel(nn.Module):
         rows = torch.arange(size, device=input_ids.device)[:, None]  # (B, 1)
         masked = None
         if cfg.mlm and self.training:
-            candidates = batch.text_mask | batch.special_mask if cfg.code_faithful else batch.text_mask
+            candidates = batch.text_mask | batch.special_mask if cfg.mlm_mask_special_tokens else batch.text_mask
             masked = mask_tokens(
                 input_ids, candidates, self.tokenizer.mask_token_id, self.replacement_ids, cfg.mlm_probability
             )
@@ -338,7 +381,8 @@ class HPTModel(nn.Module):
         return self.verbalizer(z)
 
     def _mlm_logits(self, states: torch.Tensor) -> torch.Tensor:
-        """MLM head at the masked positions only: ``(M, d)`` → ``(M, V)`` (code-faithful: ``V + C + T + 1``)."""
+        """MLM head at the masked positions only: ``(M, d)`` → ``(M, V)`` (``V + C + T + 1`` with
+        ``mlm_extended_vocab``)."""
         z = self.head_transform(states)  # (M, d)
         weight, bias = self.head_decoder()
         logits = z @ weight.t() + bias  # (M, V)
@@ -352,23 +396,21 @@ class HPTModel(nn.Module):
     @classmethod
     def from_backbone(cls, config: HPTConfig, hierarchy: LabelHierarchy) -> HPTModel:
         """A fresh model on the pretrained backbone named by ``config.backbone``."""
-        from hpt_core.backbones import load_backbone
-
         tokenizer, backbone = load_backbone(config.backbone)
         return cls(config, hierarchy, backbone, tokenizer)
 
     def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Path:
         """Write a checkpoint directory (see ``hpt_core.checkpoint.save_checkpoint``)."""
-        from hpt_core.checkpoint import save_checkpoint
-
         return save_checkpoint(self, directory, **kwargs)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> HPTModel:
-        """Load a checkpoint directory written by ``save_pretrained`` (never unpickles)."""
-        from hpt_core.checkpoint import load_checkpoint
-
-        return load_checkpoint(directory, device=device)
+        """Load a checkpoint directory written by ``save_pretrained`` as an fp32 model (never unpickles); raises
+        ``CheckpointError`` saying what is wrong. ``hpt_core.checkpoint`` rebuilds the parts, this class joins them."""
+        saved = read_checkpoint(directory, HPTConfig.from_dict)
+        model = cls(saved.config, saved.hierarchy, saved.backbone, saved.tokenizer)
+        saved.load_weights(model)
+        return model.to(device).eval()
 
     def parameter_groups(self) -> dict[str, int]:
         """Parameter count per part, for model cards and sanity checks."""

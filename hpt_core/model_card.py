@@ -39,7 +39,7 @@ def render_model_card(
         "## Model",
         f"- Variant: `{cfg.variant_name}` (template `{cfg.template}`, loss `{cfg.loss}`, MLM `{cfg.mlm}`, "
         f"constraint `{cfg.constraint}`, injection `{cfg.injection}`, connection `{cfg.connection}`, "
-        f"code-faithful `{cfg.code_faithful}`)",
+        f"code-faithful `{cfg.is_code_faithful}`)",
         f"- Backbone: `{cfg.backbone}` (hidden size {model.hidden_size}); max length {cfg.max_length} tokens",
         f"- Labels: {h.num_labels} in {h.num_levels} levels ({' / '.join(str(n) for n in h.level_sizes())})",
         "",

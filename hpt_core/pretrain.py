@@ -1,12 +1,13 @@
 """Continued masked-LM training ("re-warming") of a backbone before prompt tuning.
 
 all-MiniLM-L6-v2 is a sentence-embedding fine-tune with no MLM head; HPT scores labels through that head, so the
-backbone first relearns token prediction on unlabelled text (``../shared/docs/backbones.md``). The optimisation runs
-in the same loop as prompt tuning (``training.fit``); this module only supplies the objective and the held-out
-masked top-1 accuracy that selects the best state.
+backbone first relearns token prediction on unlabelled text (``checkpoints/minilm-l6-mlm/README.md``, the
+``benchmarks.rewarm`` figures in ``docs/benchmarks.md``). The optimisation runs in the same loop as prompt tuning
+(``training.fit``); this module only supplies the objective and the held-out masked top-1 accuracy that selects the
+best state. ``PRETRAIN_DEFAULTS`` are the run's defaults (``pretrain_config()`` builds the ``TrainConfig``).
 
     tokenizer, backbone = load_backbone("minilm-l6")
-    result = pretrain(backbone, tokenizer, texts, TrainConfig(max_steps=2000, lr=1e-4), max_length=128)
+    result = pretrain(backbone, tokenizer, texts, pretrain_config(max_steps=2000), max_length=128)
     save_backbone(backbone, tokenizer, "checkpoints/minilm-l6-mlm", result, fp16=True)
 """
 
@@ -24,15 +25,37 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpt_core.atomic import atomic_directory
 from hpt_core.backbones import mlm_head_decoder, mlm_head_transform
-from hpt_core.checkpoint import atomic_directory
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.losses import mask_tokens, mlm_loss
 from hpt_core.template import PromptTemplate, TemplateBatch
 from hpt_core.training import Evaluation, TrainConfig, TrainProgress, fit
 
-__all__ = ["MaskedLMObjective", "MaskedLMOutput", "PretrainResult", "pretrain", "masked_accuracy", "save_backbone"]
+__all__ = [
+    "MaskedLMObjective",
+    "MaskedLMOutput",
+    "PretrainResult",
+    "PRETRAIN_DEFAULTS",
+    "pretrain_config",
+    "pretrain",
+    "masked_accuracy",
+    "save_backbone",
+]
+
+# Defaults of a re-warming run (``python -m hpt_core pretrain`` and ``finetune.adapt_backbone``), where they differ
+# from prompt tuning's: ``TrainConfig`` fields, and ``max_length`` (an argument of ``pretrain``).
+PRETRAIN_DEFAULTS: dict[str, Any] = {
+    "max_steps": 1000,
+    "epochs": 100,  # an upper bound; max_steps usually ends first
+    "batch_size": 16,
+    "lr": 1e-4,
+    "seed": 0,
+    "eval_every": 200,  # held-out masked top-1 every N steps
+    "patience": 1000,  # evaluations without gain before stopping
+    "max_length": 128,
+}
 
 
 @dataclass
@@ -155,6 +178,12 @@ class PretrainResult:
         return asdict(self)
 
 
+def pretrain_config(**overrides: Any) -> TrainConfig:
+    """The ``TrainConfig`` of a re-warming run: ``PRETRAIN_DEFAULTS`` (without ``max_length``), then ``overrides``."""
+    values = {k: v for k, v in PRETRAIN_DEFAULTS.items() if k != "max_length"}
+    return TrainConfig(**(values | overrides))
+
+
 def _heldout_split(texts: list[str], seed: int) -> tuple[list[str], list[str]]:
     order = list(range(len(texts)))
     random.Random(seed).shuffle(order)
@@ -168,7 +197,7 @@ def pretrain(
     tokenizer: Any,
     texts: list[str],
     config: TrainConfig,
-    max_length: int = 128,
+    max_length: int = PRETRAIN_DEFAULTS["max_length"],
     probability: float = 0.15,
     whole_word: bool = False,
     callback: Callable[[TrainProgress], None] | None = None,
@@ -201,7 +230,7 @@ def pretrain(
             yield objective.encode([train_texts[i] for i in order[start : start + config.batch_size]])
 
     steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)
-    result = fit(objective, batches, steps_per_epoch, evaluate if held else None, config, "macro", track, cancel)
+    result = fit(objective, batches, steps_per_epoch, evaluate if held else None, config, track, cancel)
 
     def final_scores() -> tuple[float, float | None]:
         return masked_accuracy(objective, held, config.eval_batch_size, config.seed), (last_loss or [None])[0]

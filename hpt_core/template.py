@@ -2,8 +2,9 @@
 
 Layouts (``L`` levels, ``x`` the text's wordpieces):
 
-- ``hpt``:  ``[CLS] x [SEP] [V1] [PRED] … [VL] [PRED] [SEP]`` (paper, Table 5); ``code_faithful`` drops the middle
-  ``[SEP]``; without the hierarchy constraint ``[CLS] x [SEP] [V1] … [VL] [PRED] [SEP]`` (one slot).
+- ``hpt``:  ``[CLS] x [SEP] [V1] [PRED] … [VL] [PRED] [SEP]`` (paper, Table 5); ``middle_sep=False`` (official
+  code) drops the middle ``[SEP]``; without the hierarchy constraint ``[CLS] x [SEP] [V1] … [VL] [PRED] [SEP]``
+  (one slot).
 - ``soft``: ``[CLS] x [SEP] [V1] … [Vk] [MASK] [SEP]`` (k learnable vectors, real ``[MASK]``).
 - ``hard``: ``[CLS] x [SEP] The text is about [MASK] [SEP]``.
 - ``none``: ``[CLS] x [SEP]`` (plain fine-tuning; the scored slot is ``[CLS]``).
@@ -36,7 +37,7 @@ class TemplateBatch:
     pred_pos: torch.Tensor  # (B, P) positions of the scored slots ([PRED], [MASK] or [CLS])
     tmpl_pos: torch.Tensor  # (B, T) positions of the virtual template words [V1..VT] (T may be 0)
     text_mask: torch.Tensor  # (B, S) bool, True on text wordpieces (the MLM candidates)
-    special_mask: torch.Tensor  # (B, S) bool, True on [CLS]/[SEP] (code-faithful MLM candidates)
+    special_mask: torch.Tensor  # (B, S) bool, True on [CLS]/[SEP] (MLM candidates under mlm_mask_special_tokens)
     labels: torch.Tensor | None = None  # (B, C) multi-hot float targets
     text_lengths: torch.Tensor | None = None  # (B,) text wordpieces before truncation (> budget: truncated)
 

@@ -2,8 +2,9 @@
 
     result = train(model, train_set, dev_set, TrainConfig(epochs=20), callback=print, cancel=threading.Event())
 
-The loop restores the best dev state (by macro-F1, or also micro-F1 under ``code_faithful``) at the end. On CPU a
-fixed seed gives identical runs; on GPU, fp16/bf16 autocast is used and runs are close but not bitwise identical.
+The loop restores the best dev state (by macro-F1) at the end; ``TrainConfig.early_stopping`` says what resets the
+patience counter (``CODE_FAITHFUL_TRAINING``: also a micro-F1 gain, as the official code). On CPU a fixed seed gives
+identical runs; on GPU, fp16/bf16 autocast is used and runs are close but not bitwise identical.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from hpt_core.configs import check_field_types
-from hpt_core.device import autocast
+from hpt_core.configs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, ConfigBase, check_config, setting
+from hpt_core.device import PRECISIONS, autocast
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.inference import evaluate_model
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TrainConfig",
+    "CODE_FAITHFUL_TRAINING",
+    "EARLY_STOPPING",
     "TrainProgress",
     "TrainResult",
     "EarlyStopper",
@@ -43,53 +46,44 @@ __all__ = [
 ]
 
 
-@dataclass
-class TrainConfig:
-    """Settings of one training run; saved as ``train_config.json`` beside the checkpoint."""
+EARLY_STOPPING = ("macro", "macro_or_micro")
+CODE_FAITHFUL_TRAINING: dict[str, Any] = {"early_stopping": "macro_or_micro"}  # the official code's loop
 
-    epochs: int = 20  # upper bound; early stopping usually ends sooner
-    max_steps: int | None = None  # stop after this many optimizer steps (evaluates once at the end)
-    batch_size: int = 16  # paper: 16
-    eval_batch_size: int = 32
-    lr: float = 3e-5  # paper: Adam 3e-5, constant
-    optimizer: str = "adam"  # adam | adamw
-    weight_decay: float = 0.0
-    grad_clip: float | None = None  # max gradient norm; None = off (paper)
-    patience: int = 6  # epochs without dev macro-F1 gain
-    seed: int = 3  # the official code's seed
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16/fp16 autocast on GPU, fp32 on CPU) | fp32 | fp16 | bf16
-    eval_every: int | None = None  # evaluate every N steps instead of every epoch
+
+@dataclass
+class TrainConfig(ConfigBase):
+    """Settings of one training run; saved as ``train_config.json`` beside the checkpoint.
+
+    Each field is declared once (``hpt_core.configs.setting``): its help, check and command-line flag come from here.
+    ``CODE_FAITHFUL_TRAINING`` holds the official code's values (``--code-faithful``).
+    """
+
+    epochs: int = setting(20, "upper bound on the epochs; early stopping usually ends sooner", check=AT_LEAST_ONE)
+    max_steps: int | None = setting(
+        None, "stop after this many optimizer steps (evaluates once at the end)", check=AT_LEAST_ONE
+    )
+    batch_size: int = setting(16, "training batch size (the paper's)", check=AT_LEAST_ONE)
+    eval_batch_size: int = setting(32, "batch size of dev evaluations", check=AT_LEAST_ONE)
+    lr: float = setting(3e-5, "learning rate, constant (the paper's Adam rate)", check=POSITIVE, label="learning rate")
+    optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw"))
+    weight_decay: float = setting(0.0, "weight decay of the optimizer", check=NON_NEGATIVE)
+    grad_clip: float | None = setting(None, "max gradient norm; off by default, as in the paper", check=POSITIVE)
+    patience: int = setting(6, "evaluations without a dev macro-F1 gain before stopping", check=AT_LEAST_ONE)
+    seed: int = setting(3, "training seed (the official code's)", check=SEED)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N")
+    precision: str = setting(
+        "auto", "auto (bf16/fp16 autocast on GPU, fp32 on CPU), fp32, fp16 or bf16", choices=PRECISIONS
+    )
+    eval_every: int | None = setting(None, "evaluate every N steps instead of every epoch", check=AT_LEAST_ONE)
+    early_stopping: str = setting(
+        "macro",
+        "what resets patience: a dev macro-F1 gain (macro, paper) or also a micro-F1 gain (macro_or_micro, official "
+        "code)",
+        choices=EARLY_STOPPING,
+    )
 
     def __post_init__(self) -> None:
-        check_field_types(self)
-        checks = [
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be at least 1, got {self.max_steps}"),
-            (self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
-            (self.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {self.eval_batch_size}"),
-            (0 <= self.seed < 2**32, f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
-            (self.optimizer in ("adam", "adamw"), f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}"),
-            (self.patience >= 1, f"patience must be at least 1, got {self.patience}"),
-            (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be positive, got {self.grad_clip}"),
-            (self.precision in ("auto", "fp32", "fp16", "bf16"), f"unknown precision {self.precision!r}"),
-            (self.eval_every is None or self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message + ".")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ConfigError(f"Unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}.")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        check_config(self)
 
 
 @dataclass
@@ -134,8 +128,8 @@ class EarlyStopper:
     """
 
     def __init__(self, patience: int, mode: str = "macro") -> None:
-        if mode not in ("macro", "macro_or_micro"):
-            raise ConfigError(f"Unknown early-stopping mode {mode!r}.")
+        if mode not in EARLY_STOPPING:
+            raise ConfigError(f"Unknown early-stopping mode {mode!r}; choose one of {', '.join(EARLY_STOPPING)}.")
         self.patience, self.mode = patience, mode
         self.best_macro = -1.0
         self.best_micro = -1.0
@@ -233,8 +227,7 @@ def train(
         return iterate_batches(model, train_set.documents, config.batch_size, True, generator)
 
     steps_per_epoch = math.ceil(len(train_set.documents) / config.batch_size)
-    mode = "macro_or_micro" if model.config.code_faithful else "macro"
-    return fit(model, batches, steps_per_epoch, evaluate, config, mode, callback, cancel)
+    return fit(model, batches, steps_per_epoch, evaluate, config, callback, cancel)
 
 
 def fit(
@@ -243,14 +236,14 @@ def fit(
     steps_per_epoch: int,
     evaluate: Callable[[], Evaluation] | None,
     config: TrainConfig,
-    stopping_mode: str = "macro",
     callback: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> TrainResult:
     """The one optimisation loop behind ``train`` (prompt tuning) and ``pretrain`` (continued masked LM).
 
     ``module(batch)`` must return an object with ``loss`` and ``loss_parts``; ``batches(generator)`` yields one epoch of
-    collated batches (a seeded shuffle); ``evaluate()`` scores the current state (``None``: keep the last state).
+    collated batches (a seeded shuffle); ``evaluate()`` scores the current state (``None``: keep the last state);
+    ``config.early_stopping`` says whether a ``secondary`` gain also resets the patience counter.
 
     Under ``accelerate launch`` (``hpt_core.distributed``), ``config.batch_size`` stays the global batch: every
     process draws the same shuffled batches and trains on its contiguous slice, and DDP averages the gradients.
@@ -276,7 +269,7 @@ def fit(
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    stopper = EarlyStopper(config.patience, stopping_mode)
+    stopper = EarlyStopper(config.patience, config.early_stopping)
     best_state: dict[str, torch.Tensor] | None = None
     best_report: Any = None
     best_step = 0

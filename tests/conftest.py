@@ -258,6 +258,7 @@ def app_server(save_tiny_backbone, tmp_path_factory):
     from app import build_demo, launch_options
     from app.common import Studio
     from app.config import AppConfig
+    from hpt_core.training import TrainConfig
 
     folder = tmp_path_factory.mktemp("app")
     demo_data = folder / "wos-demo-80.json"
@@ -268,8 +269,8 @@ def app_server(save_tiny_backbone, tmp_path_factory):
         demo_dataset=demo_data,
         demo_hierarchy=None,
         backbones={TINY_BACKBONE_CHOICE: str(save_tiny_backbone())},
-        default_epochs=2,
-        default_max_length=64,
+        train=TrainConfig(epochs=2, batch_size=16, lr=1e-4, seed=0),
+        model=HPTConfig(max_length=64),
     )
     studio = Studio.create(config)
     demo = build_demo(studio=studio)

@@ -195,7 +195,7 @@ def test_train_refuses_bad_settings_and_bad_data(client: Client, studio, tmp_pat
     _wait_idle(studio)
     with pytest.raises(AppError, match="not in the list of choices|not offered here"):
         client.predict(DEMO, None, None, "hpt", "gpt2", 1, 16, 64, 1e-3, False, 300, api_name="/train")
-    with pytest.raises(AppError, match="less than minimum value 1|Epochs must be from 1"):
+    with pytest.raises(AppError, match="less than minimum value 1|epochs must be at least 1, got 0"):
         client.predict(DEMO, None, None, "hpt", _backbone(studio), 0, 16, 64, 1e-3, False, 300, api_name="/train")
     bad = tmp_path / "bad.csv"
     bad.write_text("text,labels\nfirst,A > B\n,A > C\n", encoding="utf-8")

@@ -411,6 +411,38 @@ def test_train_overwrite_replaces_out(capsys, wos_slice, tmp_path, tiny_backbone
     assert json.loads(out)["training"]["steps"] == 1
 
 
+def test_train_code_faithful_applies_both_presets(capsys, wos_slice, tmp_path, tiny_backbone_dir):
+    """``--code-faithful`` sets every field of ``CODE_FAITHFUL`` and ``CODE_FAITHFUL_TRAINING``; the saved configs say
+    each one. Flags generated for the other TrainConfig fields reach train_config.json too."""
+    from hpt_core.model import CODE_FAITHFUL
+    from hpt_core.training import CODE_FAITHFUL_TRAINING
+
+    out_dir = tmp_path / "code"
+    argv = ["train", "--data", wos_slice, "--out", out_dir, "--backbone", tiny_backbone_dir, "--code-faithful"]
+    argv += [
+        "--max-steps",
+        1,
+        "--max-length",
+        32,
+        "--weight-decay",
+        0.01,
+        "--eval-batch-size",
+        8,
+        "--precision",
+        "fp32",
+    ]
+    code, out, err = call(capsys, argv)
+    assert code == 0, err
+    assert "Model: hpt (code-faithful) on" in err
+    saved = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))["hpt_config"]
+    assert {k: saved[k] for k in CODE_FAITHFUL} == CODE_FAITHFUL and "code_faithful" not in saved
+    provenance = json.loads((out_dir / "train_config.json").read_text(encoding="utf-8"))
+    assert {k: provenance[k] for k in CODE_FAITHFUL_TRAINING} == CODE_FAITHFUL_TRAINING
+    assert provenance["variant"] == "hpt (code-faithful)" and provenance["weight_decay"] == 0.01
+    assert provenance["eval_batch_size"] == 8 and provenance["precision"] == "fp32"
+    assert (provenance["epochs"], provenance["lr"], provenance["patience"], provenance["seed"]) == (20, 3e-5, 6, 3)
+
+
 def test_train_max_length_beyond_backbone_positions(capsys, wos_slice, tmp_path, tiny_backbone_dir):
     argv = ["train", "--data", wos_slice, "--out", tmp_path / "o", "--backbone", tiny_backbone_dir]
     code, out, err = call(capsys, [*argv, "--max-steps", "1", "--max-length", "100"])

@@ -151,7 +151,7 @@ def test_extra_files_must_be_plain_names(make_model, tmp_path: Path) -> None:
 
 def test_adapt_backbone_runs_every_step_and_saves_a_backbone(save_tiny_backbone, wos_docs, tmp_path: Path) -> None:
     from hpt_core.backbones import load_backbone
-    from hpt_core.finetune import adapt_backbone
+    from hpt_core.finetune import adapt_backbone, adaptation_config
 
     texts = [t for t, _ in wos_docs]
     result = adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "adapted", steps=12, batch_size=8)
@@ -163,5 +163,9 @@ def test_adapt_backbone_runs_every_step_and_saves_a_backbone(save_tiny_backbone,
     cancel.set()
     stopped = adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "never", steps=12, cancel=cancel)
     assert stopped.cancelled and not (tmp_path / "never").exists()
-    with pytest.raises(ConfigError, match="steps must be at least 1"):
+    # bounded by its steps alone: patience = steps, so no early stop unless asked; any TrainConfig field by name
+    assert adaptation_config(12, batch_size=8, patience=6) == TrainConfig(
+        max_steps=12, epochs=10_000, batch_size=8, lr=1e-4, seed=0, patience=6
+    )
+    with pytest.raises(ConfigError, match="max_steps must be at least 1, got 0"):  # checked once, by TrainConfig
         adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "x", steps=0)

@@ -123,7 +123,7 @@ def test_injection_shapes_and_parameters(tiny_tree: LabelHierarchy):
         "convs.0.lin.weight": (D, D),
     }
     assert "edge_index" in dict(graph.named_buffers())
-    assert "edges=" in repr(graph)
+    assert "edges=" in repr(graph) and "form='paper'" in repr(graph)
 
 
 def test_paper_form_is_residual_relu(tiny_tree: LabelHierarchy):
@@ -139,7 +139,7 @@ def test_paper_form_is_residual_relu(tiny_tree: LabelHierarchy):
 def test_code_form_is_layernorm_of_self_loop_only(tiny_tree: LabelHierarchy):
     """Official code: t'_m = LN(t_m + W t_m + b); nothing from the hierarchy reaches the template (spec §1.3)."""
     torch.manual_seed(0)
-    graph = HierarchyInjection(tiny_tree, D, code_faithful=True).eval()
+    graph = HierarchyInjection(tiny_tree, D, form="code").eval()
     labels, template = torch.randn(13, D), torch.randn(3, D)
     out = graph(labels, template)
     conv = graph.convs[0]
@@ -154,7 +154,12 @@ def test_gcn_and_more_layers(tiny_tree: LabelHierarchy):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "pattern"), [({"graph_conv": "gin"}, "graph_conv 'gin'"), ({"num_layers": 0}, ">= 1")]
+    ("kwargs", "pattern"),
+    [
+        ({"graph_conv": "gin"}, "graph_conv 'gin'"),
+        ({"num_layers": 0}, ">= 1"),
+        ({"form": "official"}, "Unknown graph_form 'official'; choose one of paper, code"),
+    ],
 )
 def test_bad_graph_options(tiny_tree: LabelHierarchy, kwargs: dict, pattern: str):
     with pytest.raises(ConfigError, match=pattern):
@@ -175,7 +180,7 @@ def test_level_connection_template_depends_only_on_its_level(tiny_tree: LabelHie
 
 def test_code_connection_template_ignores_labels(tiny_tree: LabelHierarchy):
     torch.manual_seed(0)
-    graph = HierarchyInjection(tiny_tree, D, code_faithful=True).eval()
+    graph = HierarchyInjection(tiny_tree, D, form="code").eval()
     assert (template_jacobian_norms(graph, tiny_tree) == 0).all()
 
 

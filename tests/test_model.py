@@ -3,9 +3,11 @@ code-faithful switch and the real MiniLM backbone (spec §1, §4, §8.3–8.5, �
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +17,10 @@ import hpt_core.model as model_module
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.losses import bce_loss, zmlce_loss
-from hpt_core.model import ABLATIONS, HPTConfig, HPTModel
+from hpt_core.model import ABLATIONS, CODE_FAITHFUL, HPTConfig, HPTModel
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -134,7 +137,7 @@ def test_inputs_embeds_follow_eq2(make_model, make_targets, tiny_docs):
     [
         HPTConfig(max_length=128),
         HPTConfig(max_length=128, constraint=False),
-        HPTConfig(max_length=128, code_faithful=True),
+        HPTConfig(max_length=128, **CODE_FAITHFUL),
         HPTConfig(max_length=128, verbalizer_transform=False),
         HPTConfig(max_length=128, template="soft"),
     ],
@@ -153,7 +156,7 @@ def test_scores_are_gathered_at_each_labels_slot(make_model, make_targets, tiny_
 @pytest.mark.parametrize("code_faithful", [False, True])
 def test_label_words_init_from_name_wordpieces(make_model, tiny_tokenizer, wos_hierarchy, code_faithful: bool):
     tok = tiny_tokenizer
-    model = make_model(HPTConfig(max_length=128, code_faithful=code_faithful), wos_hierarchy)
+    model = make_model(HPTConfig.for_variant("hpt", code_faithful=code_faithful, max_length=128), wos_hierarchy)
     words = model.word_embeddings.weight.detach()
     label_words = model.verbalizer.label_words.detach()
     assert label_words.shape == (141, 32)
@@ -203,7 +206,7 @@ def test_template_init_std(make_model, initializer_range: float):
 
 
 def test_bias_bound_uses_the_backbone_hidden_size(make_model, wos_hierarchy):
-    for config in (HPTConfig(max_length=128), HPTConfig(max_length=128, code_faithful=True)):
+    for config in (HPTConfig(max_length=128), HPTConfig(max_length=128, **CODE_FAITHFUL)):
         bias = make_model(config, wos_hierarchy).verbalizer.bias.detach()
         bound = 1 / math.sqrt(32)
         assert bias.abs().max() <= bound
@@ -271,7 +274,7 @@ def test_label_words_feed_the_graph(make_model):
 
 
 def test_code_faithful_template_gets_no_hierarchy(make_model):
-    model = make_model(HPTConfig(max_length=128, code_faithful=True)).eval()
+    model = make_model(HPTConfig(max_length=128, **CODE_FAITHFUL)).eval()
     template = model.injected_template()
     (grad,) = torch.autograd.grad(template.sum(), model.verbalizer.label_words, allow_unused=True)
     assert grad is None or torch.equal(grad, torch.zeros_like(grad))
@@ -338,9 +341,9 @@ def test_mlm_head_at_every_position_costs_more_but_changes_nothing(
     make_model, make_targets, wos_docs, wos_hierarchy, code_faithful
 ):
     """``mlm_head_positions="all"`` (the official code's (B, S, V) head) gives the same loss and gradients."""
-    config = HPTConfig(max_length=128, code_faithful=code_faithful)
+    config = HPTConfig.for_variant("hpt", code_faithful=code_faithful, max_length=128)
     gathered = make_model(config, wos_hierarchy, **NO_DROPOUT)
-    config_all = HPTConfig(max_length=128, code_faithful=code_faithful, mlm_head_positions="all")
+    config_all = HPTConfig.for_variant("hpt", code_faithful=code_faithful, max_length=128, mlm_head_positions="all")
     everywhere = make_model(config_all, wos_hierarchy, **NO_DROPOUT)
     batch = docs_batch(gathered, wos_docs[:6], make_targets)
     rows_scored = []
@@ -512,7 +515,9 @@ def test_no_mlm_changes_only_the_mlm_term(make_model, make_targets, tiny_docs):
 
 def test_variant_names():
     assert HPTConfig().variant_name == "hpt"
-    assert HPTConfig(code_faithful=True).variant_name == "hpt (code-faithful)"
+    assert HPTConfig.for_variant("hpt", code_faithful=True).variant_name == "hpt (code-faithful)"
+    assert HPTConfig.for_variant("hpt", ["no-mlm"], code_faithful=True).variant_name == "hpt[no-mlm] (code-faithful)"
+    assert HPTConfig(graph_form="code").variant_name == "hpt"  # one deviation alone is not the official code
     assert HPTConfig.for_variant("hpt", ["no-mlm", "bce"]).variant_name == "hpt[bce,no-mlm]"
     assert HPTConfig.for_variant("hpt", ["no-hierarchy"]).variant_name == "hpt[no-constraint,no-injection]"
     assert HPTConfig.for_variant("finetune").variant_name == "finetune"
@@ -547,9 +552,18 @@ def test_config_defaults_and_variants():
         "hpt", True, True, "zmlce", True,
     )  # fmt: skip
     assert default.zmlce_per_layer and default.middle_sep and not default.label_init_special_tokens
-    code = HPTConfig(code_faithful=True)
+    assert default.graph_form == "paper" and not default.is_code_faithful
+    assert not (default.two_label_biases or default.mlm_extended_vocab or default.mlm_mask_special_tokens)
+    code = HPTConfig.for_variant("hpt", code_faithful=True)
     assert not code.zmlce_per_layer and not code.middle_sep and code.label_init_special_tokens
-    assert HPTConfig(code_faithful=True, middle_sep=True).middle_sep  # single flags may still be overridden
+    assert code.graph_form == "code" and code.two_label_biases and code.mlm_extended_vocab
+    assert code.mlm_mask_special_tokens and code.is_code_faithful
+    assert code.to_dict() == HPTConfig(**CODE_FAITHFUL).to_dict()  # the preset is plain field values
+    assert "code_faithful" not in code.to_dict()  # a saved config says each deviation, never a switch
+    kept = HPTConfig.for_variant("hpt", code_faithful=True, middle_sep=True)  # single flags may still be overridden
+    assert kept.middle_sep and not kept.is_code_faithful
+    for variant in ("finetune", "hard", "soft"):  # the preset is the same fields on every variant
+        assert HPTConfig.for_variant(variant, code_faithful=True).is_code_faithful
     for variant in ("finetune", "hard", "soft"):
         config = HPTConfig.for_variant(variant)
         assert (config.constraint, config.injection, config.loss, config.mlm) == (False, False, "bce", False)
@@ -587,7 +601,7 @@ def test_config_dict_round_trip_is_strict():
 # ---------------------------------------------------------------------------------------------- code-faithful (§8.14)
 def test_code_faithful_model(make_model, make_targets, tiny_tokenizer, monkeypatch):
     tok = tiny_tokenizer
-    model = make_model(HPTConfig(max_length=64, code_faithful=True))
+    model = make_model(HPTConfig.for_variant("hpt", code_faithful=True, max_length=64))
     levels, c, vocab = 3, 13, len(tok)
     cls, sep, mask = tok.cls_token_id, tok.sep_token_id, tok.mask_token_id
     jazz, genetics = tok.convert_tokens_to_ids(["jazz", "genetics"])
@@ -632,14 +646,65 @@ def test_code_faithful_model(make_model, make_targets, tiny_tokenizer, monkeypat
 
 def test_code_faithful_soft_prompt_with_mlm(make_model, make_targets, tiny_docs):
     """Flags combine: the soft layout has no [PRED] vector, so its MLM softmax stays the backbone vocabulary."""
-    model = make_model(HPTConfig(max_length=128, template="soft", mlm=True, code_faithful=True))
+    model = make_model(HPTConfig.for_variant("soft", code_faithful=True, max_length=128, mlm=True))
     assert model.extra_decoder_bias is None
     out = model(docs_batch(model, tiny_docs, make_targets))
     assert set(out.loss_parts) == {"classification", "mlm"} and torch.isfinite(out.loss)
 
 
+@pytest.mark.parametrize("name", sorted(CODE_FAITHFUL))
+def test_each_code_deviation_is_its_own_switch(make_model, make_targets, tiny_docs, name: str):
+    """Each field of the preset alone changes the model (its parameters, or its loss under the same seed)."""
+    flags = {name: CODE_FAITHFUL[name]}
+    if name == "mlm_extended_vocab":
+        flags["two_label_biases"] = True  # the extended vocabulary's label rows use that second bias
+        _, base = ablation_pair(make_model, two_label_biases=True)
+    else:
+        base = make_model(HPTConfig(max_length=128), seed=7)
+    changed = make_model(HPTConfig(max_length=128, **flags), seed=7)
+    losses = []
+    for model in (base, changed):
+        torch.manual_seed(3)
+        losses.append(model.train()(docs_batch(model, tiny_docs, make_targets)).loss)
+    assert param_shapes(base) != param_shapes(changed) or not torch.equal(*losses)
+    assert not changed.config.is_code_faithful
+
+
+def test_extended_vocabulary_needs_the_second_label_bias():
+    with pytest.raises(ConfigError, match="mlm_extended_vocab=True needs two_label_biases=True"):
+        HPTConfig(mlm_extended_vocab=True)
+
+
+def test_legacy_code_faithful_key_is_expanded():
+    """Configs saved before the preset (the shipped checkpoints) carry ``code_faithful`` and not its fields."""
+    paper = HPTConfig(max_length=128).to_dict()
+    legacy = {k: v for k, v in paper.items() if k not in CODE_FAITHFUL} | {"code_faithful": False}
+    assert HPTConfig.from_dict(legacy) == HPTConfig(max_length=128)
+    assert HPTConfig.from_dict(legacy | {"code_faithful": True}) == HPTConfig.for_variant(
+        "hpt", code_faithful=True, max_length=128
+    )
+    # the three fields old files already stored win over the switch (a saved override stays an override)
+    old_code = legacy | {"code_faithful": True, "middle_sep": True, "zmlce_per_layer": False}
+    loaded = HPTConfig.from_dict(old_code)
+    assert loaded.middle_sep and not loaded.zmlce_per_layer and loaded.graph_form == "code"
+    assert HPTConfig.from_dict(legacy | {"code_faithful": False, "middle_sep": None}).middle_sep
+    with pytest.raises(ConfigError, match="code_faithful"):
+        HPTConfig.from_dict(legacy | {"code_faithful": "yes"})
+    with pytest.raises(ConfigError, match=r"Unknown HPTConfig field\(s\) \['temperature'\]"):
+        HPTConfig.from_dict(legacy | {"temperature": 2.0})  # strict for every other key
+
+
+@pytest.mark.parametrize("name", ["20ng-hpt", "20ng-finetune"])
+def test_shipped_checkpoint_configs_read_as_paper_mode(name: str):
+    saved = json.loads((REPO_ROOT / "checkpoints" / name / "config.json").read_text(encoding="utf-8"))["hpt_config"]
+    assert saved["code_faithful"] is False and "graph_form" not in saved  # the file as shipped
+    config = HPTConfig.from_dict(saved)
+    variant = {"20ng-hpt": "hpt", "20ng-finetune": "finetune"}[name]
+    assert config == HPTConfig.for_variant(variant, backbone="minilm-l6-mlm", max_length=128)
+
+
 def test_default_mlm_softmax_is_the_backbone_vocabulary(make_model, make_targets, tiny_docs):
-    """Spec §2 row 11: without code_faithful the label words get no MLM gradient (no graph to carry it)."""
+    """Spec §2 row 11: without mlm_extended_vocab the label words get no MLM gradient (no graph to carry it)."""
     model = make_model(HPTConfig(max_length=128, injection=False))
     assert model.extra_decoder_bias is None
     torch.manual_seed(0)

@@ -7,6 +7,8 @@ below); dropout is switched off where a test needs training to converge.
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -16,7 +18,15 @@ from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.inference import evaluate_model, score_documents
 from hpt_core.model import HPTConfig, HPTModel
-from hpt_core.training import EarlyStopper, TrainConfig, TrainProgress, train
+from hpt_core.training import (
+    CODE_FAITHFUL_TRAINING,
+    EarlyStopper,
+    Evaluation,
+    TrainConfig,
+    TrainProgress,
+    fit,
+    train,
+)
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
@@ -151,6 +161,34 @@ def test_early_stopper_macro_or_micro_mode_also_resets_on_micro_gain():
 def test_early_stopper_rejects_unknown_mode():
     with pytest.raises(ConfigError, match="'micro'"):
         EarlyStopper(3, mode="micro")
+
+
+class _OneWeight(torch.nn.Module):
+    """A one-parameter objective for driving ``fit`` with scripted evaluations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, batch: torch.Tensor) -> Any:
+        loss = (self.w * batch).pow(2).sum()
+        return SimpleNamespace(loss=loss, loss_parts={})
+
+
+@pytest.mark.parametrize(("mode", "steps"), [("macro", 3), ("macro_or_micro", 8)])
+def test_fit_stops_by_the_train_configs_early_stopping_mode(mode: str, steps: int):
+    """Dev macro-F1 flat, micro-F1 rising: the paper's mode stops after ``patience`` evaluations, the official code's
+    (``CODE_FAITHFUL_TRAINING``) keeps going; the model's config plays no part."""
+    rising = iter(range(1, 100))
+
+    def evaluate() -> Evaluation:
+        micro = next(rising) / 100
+        return Evaluation(0.5, micro, {"micro": micro}, "scripted")
+
+    config = TrainConfig(max_steps=8, epochs=8, eval_every=1, patience=2, batch_size=1, early_stopping=mode)
+    result = fit(_OneWeight(), lambda g: iter([torch.ones(1)]), 1, evaluate, config)
+    assert result.steps == steps and result.stopped_early == (mode == "macro")
+    assert TrainConfig(**CODE_FAITHFUL_TRAINING).early_stopping == "macro_or_micro"
 
 
 def test_train_stops_after_patience_evaluations_without_gain(make_model, tiny_tree, tiny_train):
@@ -288,11 +326,13 @@ def test_score_documents_keeps_order_and_mode(make_model, tiny_tree, tiny_docs):
         ({"lr": -1e-3}, "learning rate must be positive"),
         ({"lr": float("inf")}, "learning rate must be positive"),
         ({"lr": float("nan")}, "learning rate must be positive"),
-        ({"optimizer": "sgd"}, "optimizer must be 'adam' or 'adamw', got 'sgd'"),
+        ({"optimizer": "sgd"}, "Unknown optimizer 'sgd'; choose one of adam, adamw"),
         ({"patience": 0}, "patience must be at least 1, got 0"),
         ({"grad_clip": 0.0}, "grad_clip must be positive"),
-        ({"precision": "fp8"}, "unknown precision 'fp8'"),
-        ({"eval_every": 0}, "eval_every must be >= 1, got 0"),
+        ({"precision": "fp8"}, "Unknown precision 'fp8'; choose one of auto, fp32, fp16, bf16"),
+        ({"eval_every": 0}, "eval_every must be at least 1, got 0"),
+        ({"weight_decay": -0.1}, "weight_decay must be zero or positive, got -0.1"),
+        ({"early_stopping": "micro"}, "Unknown early_stopping 'micro'; choose one of macro, macro_or_micro"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, message):

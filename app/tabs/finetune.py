@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import gradio as gr
 
 from app import figures
 from app.common import Studio, user_errors
-from app.jobs import VARIANT_CHOICES, BusyError, JobRequest, JobState, estimate_seconds
+from app.jobs import VARIANT_CHOICES, BusyError, JobRequest, JobState, estimate_seconds, job_configs
+from hpt_core.data import validate
 from hpt_core.device import device_summary
 from hpt_core.errors import HPTError
 
@@ -27,6 +28,7 @@ __all__ = [
     "reattach",
     "DEMO",
     "UPLOAD",
+    "SETTINGS",
     "PROBLEM_HEADERS",
 ]
 
@@ -35,6 +37,8 @@ UPLOAD = "Upload my own data"
 PROBLEM_HEADERS = ["#", "problem"]
 MAX_PROBLEMS_SHOWN = 200
 POLL_SECONDS = 1.0
+# The panel's settings, in the order of the /train API after its three data inputs (README: keep it).
+SETTINGS = ("variant", "backbone", "epochs", "batch_size", "max_length", "lr", "adapt", "adapt_steps")
 
 
 def _inputs(
@@ -64,8 +68,6 @@ def validate_upload(
     studio: Studio, source: str, data_file: str | None, hierarchy_file: str | None
 ) -> tuple[str, list[list[Any]], dict[str, Any]]:
     """Validation report (markdown), problems table and the report as JSON (``ok`` tells whether training may start)."""
-    from hpt_core.data import validate
-
     data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
     _check_size(data, name, studio.config.max_upload_mb)
     if hierarchy is not None:
@@ -237,36 +239,40 @@ def train_job(
     source: str,
     data_file: str | None,
     hierarchy_file: str | None,
-    variant: str,
-    backbone: str,
-    epochs: float,
-    batch_size: float,
-    max_length: float,
-    lr: float,
-    adapt: bool = False,
-    adapt_steps: float = 300,
+    settings: Mapping[str, Any],
     pickers: int = 0,
 ) -> Iterator[list[Any]]:
-    """Start a job (or refuse at once: busy, or problems in the data) and stream its progress until it ends."""
+    """Start a job (or refuse at once: busy, or problems in the data) and stream its progress until it ends.
+
+    ``settings`` are the panel's values by name (``SETTINGS``): ``variant`` and ``backbone`` from the app's lists,
+    ``adapt``/``adapt_steps``, and config fields (``epochs``, ``batch_size``, ``max_length``, ``lr``) that override
+    the app's defaults. The app's limits are checked here; every value itself is checked by its config dataclass.
+    """
     cfg = studio.config
+    backbone, variant = settings["backbone"], settings["variant"]
     if backbone not in cfg.backbones.values():
         raise HPTError(
             f"Backbone {backbone!r} is not offered here; choose one of: {', '.join(cfg.backbones.values())}."
         )
     if variant not in VARIANT_CHOICES.values():
         raise HPTError(f"Unknown variant {variant!r}; choose one of: {', '.join(VARIANT_CHOICES.values())}.")
-    checks = [
-        (1 <= int(epochs) <= cfg.max_epochs, f"epochs must be from 1 to {cfg.max_epochs}, got {epochs}"),
-        (
-            1 <= int(batch_size) <= cfg.max_batch_size,
-            f"batch size must be from 1 to {cfg.max_batch_size}, got {batch_size}",
-        ),
-        (16 <= int(max_length) <= 512, f"maximum length must be from 16 to 512 tokens, got {max_length}"),
-        (0 < float(lr) <= 1e-2, f"learning rate must be in (0, 0.01], got {lr}"),
+    values = {
+        "backbone": backbone,
+        "epochs": int(settings["epochs"]),
+        "batch_size": int(settings["batch_size"]),
+        "max_length": int(settings["max_length"]),
+        "lr": float(settings["lr"]),
+    }
+    limits = [
+        (values["epochs"] <= cfg.max_epochs, f"Epochs must be at most {cfg.max_epochs}"),
+        (values["batch_size"] <= cfg.max_batch_size, f"Batch size must be at most {cfg.max_batch_size}"),
+        (values["max_length"] <= cfg.max_length_limit, f"Maximum length must be at most {cfg.max_length_limit}"),
+        (values["lr"] <= cfg.max_lr, f"Learning rate must be at most {cfg.max_lr:g}"),
     ]
-    for ok, message in checks:
+    for ok, message in limits:
         if not ok:
-            raise HPTError(message[0].upper() + message[1:] + ".")
+            raise HPTError(f"{message} in this app.")
+    train, model = job_configs(cfg, variant, **values)
     if studio.jobs.status().running:
         raise BusyError(
             "Busy: a fine-tune job is already running; try again when the current job finishes (or cancel it)."
@@ -278,18 +284,8 @@ def train_job(
             "report) before training."
         )
     data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
-    request = JobRequest(
-        data_file=data,
-        source_name=name,
-        hierarchy_file=hierarchy,
-        variant=variant,
-        backbone=backbone,
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        max_length=int(max_length),
-        lr=float(lr),
-        adapt_steps=int(adapt_steps) if adapt else 0,
-    )
+    adapt_steps = int(settings["adapt_steps"]) if settings["adapt"] else 0
+    request = JobRequest(data, name, train, model, hierarchy_file=hierarchy, adapt_steps=adapt_steps)
     state = studio.jobs.start(request)
     yield from watch(studio, pickers, state)
 
@@ -332,14 +328,16 @@ def render(studio: Studio) -> dict[str, Any]:
     with gr.Accordion("Settings", open=True):
         with gr.Row():
             variant = gr.Dropdown(list(VARIANT_CHOICES.items()), value="hpt", label="Method")
-            backbone = gr.Dropdown(
-                list(cfg.backbones.items()), value=next(iter(cfg.backbones.values())), label="Backbone"
-            )
+            offered = list(cfg.backbones.values())
+            default_backbone = cfg.model.backbone if cfg.model.backbone in offered else offered[0]
+            backbone = gr.Dropdown(list(cfg.backbones.items()), value=default_backbone, label="Backbone")
         with gr.Row():
-            epochs = gr.Slider(1, cfg.max_epochs, value=cfg.default_epochs, step=1, label="Epochs")
-            batch_size = gr.Slider(1, cfg.max_batch_size, value=cfg.default_batch_size, step=1, label="Batch size")
-            max_length = gr.Slider(32, 512, value=cfg.default_max_length, step=16, label="Maximum length (tokens)")
-            lr = gr.Number(value=cfg.default_lr, label="Learning rate", minimum=1e-7, maximum=1e-2)
+            epochs = gr.Slider(1, cfg.max_epochs, value=cfg.train.epochs, step=1, label="Epochs")
+            batch_size = gr.Slider(1, cfg.max_batch_size, value=cfg.train.batch_size, step=1, label="Batch size")
+            max_length = gr.Slider(
+                32, cfg.max_length_limit, value=cfg.model.max_length, step=16, label="Maximum length (tokens)"
+            )
+            lr = gr.Number(value=cfg.train.lr, label="Learning rate", minimum=1e-7, maximum=cfg.max_lr)
         with gr.Row():
             adapt = gr.Checkbox(
                 value=not device_summary().startswith("CPU"),
@@ -350,7 +348,7 @@ def render(studio: Studio) -> dict[str, Any]:
             )
             adapt_steps = gr.Slider(50, 2000, value=300, step=50, label="Adaptation steps")
         estimate_md = gr.Markdown(
-            estimate(studio, None, cfg.default_epochs, cfg.default_batch_size, cfg.default_max_length, "minilm-l6-mlm")
+            estimate(studio, None, cfg.train.epochs, cfg.train.batch_size, cfg.model.max_length, default_backbone)
         )
     with gr.Row():
         train_button = gr.Button("Train", variant="primary", interactive=False, elem_id="ft-train")
@@ -406,7 +404,7 @@ def render(studio: Studio) -> dict[str, Any]:
         "problems": problems,
         "status": status_md,
         "status_json": status_json,
-        "settings": [variant, backbone, epochs, batch_size, max_length, lr, adapt, adapt_steps],
+        "settings": dict(zip(SETTINGS, [variant, backbone, epochs, batch_size, max_length, lr, adapt, adapt_steps])),
         "hierarchy_file": hierarchy_file,
         "view": [progress, status_md, curves, depth_plot, confusion_plot, download],
         "status_button": status_button,
@@ -426,12 +424,14 @@ def wire_training(studio: Studio, ft: dict[str, Any], pickers: list[gr.Dropdown]
     outputs = [*ft["view"], *pickers, ft["train"], ft["cancel"]]
     n = len(pickers)
 
-    def on_train(*args: Any) -> Iterator[list[Any]]:
-        yield from train_job(studio, *args, pickers=n)
+    def on_train(*args: Any) -> Iterator[list[Any]]:  # one signature for the whole /train API, as before
+        source, data_file, hierarchy_file, *values = args
+        settings = dict(zip(ft["settings"], values, strict=True))  # the components' names, in the inputs' order
+        yield from train_job(studio, source, data_file, hierarchy_file, settings, pickers=n)
 
     ft["train"].click(
         user_errors(on_train),
-        [ft["source"], ft["data_file"], ft["hierarchy_file"], *ft["settings"]],
+        [ft["source"], ft["data_file"], ft["hierarchy_file"], *ft["settings"].values()],
         outputs,
         api_name="train",
         show_progress="hidden",
