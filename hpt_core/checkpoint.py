@@ -31,15 +31,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from hpt_core.atomic import atomic_directory, check_target
+from hpt_core.atomic import atomic_directory
 from hpt_core.errors import CheckpointError, ConfigError, HierarchyError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.model_card import render_model_card
 from hpt_core.weights import (
-    WEIGHT_PRECISIONS,
     add_delta_base,
-    check_weights,
-    delta_base_file,
     storage_base,
     stored_copy,
 )
@@ -54,12 +51,6 @@ __all__ = [
     "read_metrics",
     "CHECKPOINT_FORMAT",
     "REQUIRED_FILES",
-    # re-exported for the callers that check a save's target and storage before training
-    "atomic_directory",
-    "check_target",
-    "WEIGHT_PRECISIONS",
-    "check_weights",
-    "delta_base_file",
 ]
 
 CHECKPOINT_FORMAT = "hpt-studio/1"

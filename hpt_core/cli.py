@@ -251,7 +251,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _output_directory(args: argparse.Namespace) -> Path:
     """``--out``, refused before any work when it is non-empty and ``--overwrite`` is not given."""
-    from hpt_core.checkpoint import check_target
+    from hpt_core.atomic import check_target
 
     out = Path(args.out)
     try:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpt_core.atomic import check_target
 from hpt_core.backbones import load_backbone
-from hpt_core.checkpoint import check_target, check_weights
 from hpt_core.data import Dataset, load_dataset, low_resource, read_records, split_dataset, strip_newsgroup_texts
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
@@ -23,6 +23,7 @@ from hpt_core.inference import metrics_entry
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.pretrain import PRETRAIN_DEFAULTS, pretrain, save_backbone
 from hpt_core.training import TrainConfig, TrainProgress, TrainResult, set_seed, train
+from hpt_core.weights import check_weights
 
 __all__ = [
     "Splits",

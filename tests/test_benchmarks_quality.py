@@ -92,6 +92,7 @@ def test_jobs_put_the_main_comparison_before_the_rest():
     assert {d for d, m, _, _ in order if m == "no-mlm"} == {"wos-1k"}
 
 
+@pytest.mark.slow  # trains every method of the tiny preset once (module fixture)
 def test_tiny_preset_writes_every_run_with_the_schema(tiny_run, tiny_preset):
     directory, results = tiny_run
     stored = json.loads((directory / "quality-tiny.json").read_text())
@@ -115,6 +116,7 @@ def test_tiny_preset_writes_every_run_with_the_schema(tiny_run, tiny_preset):
     assert all(len(p) == 24 for p in predictions["runs"].values())
 
 
+@pytest.mark.slow  # trains every method of the tiny preset once (module fixture)
 def test_a_second_call_resumes_without_rerunning(tiny_run, tiny_preset):
     directory, results = tiny_run
     before = (directory / "quality-tiny.json").read_text()
@@ -123,12 +125,14 @@ def test_a_second_call_resumes_without_rerunning(tiny_run, tiny_preset):
     assert (directory / "quality-tiny.json").read_text() == before
 
 
+@pytest.mark.slow  # trains every method of the tiny preset once (module fixture)
 def test_changed_training_settings_refuse_to_mix_with_old_runs(tiny_run, tiny_preset):
     directory, _ = tiny_run
     with pytest.raises(SystemExit, match="other settings"):
         run_benchmark(replace(tiny_preset, lr=1e-3), directory, log=lambda _: None)
 
 
+@pytest.mark.slow  # trains every method of the tiny preset once (module fixture)
 def test_report_and_figures_are_regenerated_from_the_json(tiny_run, tiny_preset, tmp_path):
     directory, _ = tiny_run
     docs = tmp_path / "benchmarks.md"

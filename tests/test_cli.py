@@ -133,6 +133,7 @@ def test_validate_summary(capsys, wos_slice, taxonomy):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and trains
 def test_module_entry_point_in_a_subprocess(wos_slice, taxonomy):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.run(
@@ -313,6 +314,7 @@ def check_prediction(row: dict) -> None:
     assert ends <= {tuple(label["path"]) for label in row["labels"]}
 
 
+@pytest.mark.slow  # UMAP compiles its numba kernels (~20 s)
 @pytest.mark.filterwarnings("ignore:n_jobs value:UserWarning")  # umap: a seeded run is single-threaded
 def test_explain_json(capsys, trained):
     code, out, err = call(capsys, ["explain", "--model", trained["dir"], "--top-k", "3", "--map"])

@@ -52,6 +52,7 @@ def test_checkpoint_is_small_documented_and_loads_in_fp32(shipped):
     assert predictor.hierarchy.num_labels == 27
 
 
+@pytest.mark.slow  # scores 500 real test messages with each shipped model
 def test_checkpoint_reproduces_its_metrics_on_the_test_slice(shipped, news_test_slice):
     _, directory, predictor = shipped
     recorded = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))["test_slice_200"]

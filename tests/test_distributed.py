@@ -117,18 +117,21 @@ def runs(wos_docs, save_tiny_backbone, tmp_path_factory) -> dict[str, Run]:
 
 
 # ---------------------------------------------------------------------------------------------------- 2 processes
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["no-mlm-1", "no-mlm-2", "hpt-1", "hpt-2"])
 def test_run_exits_zero(runs, key):
     run = runs[key]
     assert run.code == 0, run.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_loss_curve_without_mlm_matches_one_process(runs):
     one, two = runs["no-mlm-1"].losses, runs["no-mlm-2"].losses
     assert len(one) == len(two) == 7
     assert two == pytest.approx(one, rel=EXACT_RTOL)
 
 
+@pytest.mark.slow
 def test_weights_without_mlm_match_one_process(runs):
     one = load_file(runs["no-mlm-1"].folder / "ckpt" / "model.safetensors")
     two = load_file(runs["no-mlm-2"].folder / "ckpt" / "model.safetensors")
@@ -138,6 +141,7 @@ def test_weights_without_mlm_match_one_process(runs):
     assert runs["no-mlm-2"].metrics["training"]["best_step"] == runs["no-mlm-1"].metrics["training"]["best_step"]
 
 
+@pytest.mark.slow
 def test_loss_curve_with_mlm_is_close_to_one_process(runs):
     one, two = runs["hpt-1"].losses, runs["hpt-2"].losses
     assert len(one) == len(two) == 7
@@ -145,6 +149,7 @@ def test_loss_curve_with_mlm_is_close_to_one_process(runs):
     assert two != one  # each process masks its own rows: not the same draws as one process
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["no-mlm", "hpt"])
 def test_main_process_alone_writes_one_checkpoint_and_prints_once(runs, name):
     one, two = runs[f"{name}-1"], runs[f"{name}-2"]

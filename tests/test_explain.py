@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hpt_core.errors import ConfigError
-from hpt_core.explain import LabelWords, label_word_map, label_word_matrix, nearest_words
+from hpt_core.explain import LabelWords, label_word_map, label_word_matrix, nearest_words, word_map
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.model import HPTConfig
 
@@ -107,6 +107,7 @@ def test_finetune_model_has_no_label_words(make_model, tiny_tree):
         label_word_map(model)
 
 
+@pytest.mark.slow  # UMAP compiles its numba kernels (~20 s)
 @pytest.mark.filterwarnings("ignore:n_jobs value:UserWarning")  # umap: a seeded run is single-threaded
 def test_label_word_map_umap(model, tiny_tree):
     coords = label_word_map(model, seed=0)
@@ -142,9 +143,8 @@ def test_initial_label_words_explain_the_label_names(model, tiny_tree):
     assert initial_label_words(model).shape == label_word_matrix(model).shape
 
 
+@pytest.mark.slow  # UMAP compiles its numba kernels (~20 s)
 def test_word_map_places_each_labels_nearest_words(model, tiny_tree):
-    from hpt_core.explain import word_map
-
     result = word_map(model, top_k=4)
     assert result.label_coords.shape == (tiny_tree.num_labels, 2)
     assert len(result.words) == len(result.word_coords) == tiny_tree.num_labels

@@ -48,8 +48,16 @@ def ids(tree: LabelHierarchy, *paths: tuple[str, ...]) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------------ apply_rule (8.8)
-def test_rules_listed():
-    assert RULES == ("paper", "top-down", "drop-orphans", "add-ancestors")
+def test_every_listed_rule_sits_between_the_orphan_free_set_and_its_closure(tree):
+    """Each rule in RULES is a real rule: it contains every consistent label above the threshold (drop-orphans)
+    and adds nothing outside the ancestors of those labels (add-ancestors)."""
+    scores = scores_of(tree, HAND_SCORES)
+    low = set(apply_rule(scores, tree, "drop-orphans"))
+    high = set(apply_rule(scores, tree, "add-ancestors"))
+    assert low < high  # the hand scores have an orphan, so the two differ
+    for rule in RULES:
+        chosen = set(apply_rule(scores, tree, rule))
+        assert low <= chosen <= high, rule
 
 
 def test_paper_rule_is_exactly_the_positive_scores(tree):

@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,7 @@ def test_the_fixed_malformed_corpus_through_the_cli(tmp_path: Path) -> None:
     assert [r for r in results if r["unclear"]] == []
 
 
+@pytest.mark.slow  # minutes: the whole quick benchmark, with a launched app
 def test_reliability_quick_mode(tmp_path: Path) -> None:
     """The whole benchmark in quick mode: fuzzing through the CLI and the launched app, concurrent /predict calls
     during a fine-tune job, and the injected faults."""

@@ -76,6 +76,7 @@ OVERFIT_BACKBONE = {**NO_DROPOUT, "hidden_size": 64, "intermediate_size": 128, "
 OVERFIT_LENGTH = 32
 
 
+@pytest.mark.slow  # trains to convergence on real abstracts (seconds each)
 @pytest.mark.parametrize(
     ("name", "config", "full_tree", "max_steps"),
     [
