@@ -25,6 +25,8 @@ __all__ = [
     "load_backbone",
     "mlm_head_transform",
     "mlm_head_decoder",
+    "attention_dropout_modules",
+    "set_attention_dropout",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,3 +136,32 @@ def mlm_head_decoder(backbone: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if bias is None:
         bias = backbone.cls.predictions.bias if hasattr(backbone, "cls") else backbone.lm_head.bias
     return decoder.weight, bias
+
+
+def attention_dropout_modules(backbone: Any) -> list[torch.nn.Dropout]:
+    """The dropout modules on the attention probabilities: the ``dropout`` of each ``*SelfAttention`` /
+    ``*CrossAttention`` module (BERT, RoBERTa, ELECTRA, DistilBERT style). transformers reads their ``p`` at every
+    forward (eager and SDPA attention alike), so changing ``p`` changes the model."""
+    found = []
+    for module in backbone.modules():
+        name = type(module).__name__
+        dropout = getattr(module, "dropout", None)
+        if name.endswith(("SelfAttention", "CrossAttention")) and isinstance(dropout, torch.nn.Dropout):
+            found.append(dropout)
+    return found
+
+
+def set_attention_dropout(backbone: Any, p: float) -> None:
+    """Set the attention-probability dropout of ``backbone`` to ``p`` (0 turns it off), in its modules and in its
+    config (``attention_probs_dropout_prob``, so a checkpoint's saved architecture says the same); raises
+    ``BackboneError`` when the backbone has no attention dropout this function recognises."""
+    modules = attention_dropout_modules(backbone)
+    if not modules:
+        raise BackboneError(
+            f"Cannot set the attention dropout of a {type(backbone).__name__}: no attention dropout modules found; "
+            "leave attention_dropout unset for this backbone."
+        )
+    for module in modules:
+        module.p = p
+    if hasattr(backbone.config, "attention_probs_dropout_prob"):
+        backbone.config.attention_probs_dropout_prob = p

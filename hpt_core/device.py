@@ -42,9 +42,20 @@ def device_summary(name: str = "auto") -> str:
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     """Mixed-precision context for ``precision`` (one of ``PRECISIONS``) on ``device``.
 
-    On GPUs ``auto`` means bf16 where supported, else fp16; on the CPU this is a no-op (CPU bf16 inference is the
-    ``Predictor``'s choice, see ``native_bf16``)."""
-    if device.type != "cuda" or precision == "fp32":
+    On GPUs ``auto`` means bf16 where supported, else fp16. On the CPU ``auto`` and ``fp32`` are a no-op (scores
+    identical on every machine; CPU bf16 inference is the ``Predictor``'s choice, see ``native_bf16``), ``bf16``
+    autocasts to bf16 (fast on CPUs with bf16 instructions, slower than fp32 elsewhere) and ``fp16`` is refused with a
+    ``ConfigError``: CPU float16 kernels are slower than fp32 and, without a gradient scaler, fp16 training
+    underflows, so a run that asked for it would silently get neither speed nor the precision it named."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        if precision == "bf16" and device.type == "cpu":
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        if precision == "fp16" and device.type == "cpu":
+            raise ConfigError(
+                "precision fp16 is for GPUs; on the CPU use bf16 (fast on CPUs with bf16 instructions) or fp32."
+            )
         return contextlib.nullcontext()
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"

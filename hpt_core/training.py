@@ -3,8 +3,11 @@
     result = train(model, train_set, dev_set, TrainConfig(epochs=20), callback=print, cancel=threading.Event())
 
 The loop restores the best dev state (by macro-F1) at the end; ``TrainConfig.early_stopping`` says what resets the
-patience counter (``CODE_FAITHFUL_TRAINING``: also a micro-F1 gain, as the official code). On CPU a fixed seed gives
-identical runs; on GPU, fp16/bf16 autocast is used and runs are close but not bitwise identical.
+patience counter (``CODE_FAITHFUL_TRAINING``: also a micro-F1 gain, as the official code). The recipe: parameter
+groups with their own learning rates (``parameter_groups``: what HPT adds, the word embeddings, the rest of the
+backbone; ``lr_new``, ``lr_embeddings``, ``lr``), a warm-up and a constant, linear or cosine schedule (``lr_factor``);
+``RECIPES`` names presets (``paper``). On CPU a fixed seed gives identical runs in fp32 (the default there; ``bf16``
+autocasts); on GPU, fp16/bf16 autocast is used and runs are close but not bitwise identical.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hpt_core.configs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, ConfigBase, check_config, setting
+from hpt_core.configs import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, Check, ConfigBase, check_config, setting
 from hpt_core.device import PRECISIONS, autocast
-from hpt_core.distributed import current
+from hpt_core.distributed import Distributed, current
 from hpt_core.errors import ConfigError
 from hpt_core.inference import evaluate_model
 
@@ -34,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = [
     "TrainConfig",
     "CODE_FAITHFUL_TRAINING",
+    "RECIPES",
+    "SCHEDULES",
+    "lr_factor",
+    "parameter_groups",
     "EARLY_STOPPING",
     "TrainProgress",
     "TrainResult",
@@ -47,7 +54,23 @@ __all__ = [
 
 
 EARLY_STOPPING = ("macro", "macro_or_micro")
+SCHEDULES = ("constant", "linear", "cosine")
 CODE_FAITHFUL_TRAINING: dict[str, Any] = {"early_stopping": "macro_or_micro"}  # the official code's loop
+# Named training recipes, presets of ``TrainConfig`` fields (``train --recipe NAME``). "paper": the paper's Adam at
+# 3e-5 for every parameter, constant, no warm-up, patience 6. A CPU recipe is deliberately not here yet: its values
+# must come from dev-set runs on the default backbone (issue 20), not from a guess.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {
+        "optimizer": "adam",
+        "lr": 3e-5,
+        "lr_new": None,
+        "lr_embeddings": None,
+        "schedule": "constant",
+        "warmup_ratio": 0.0,
+        "patience": 6,
+    },
+}
+_WARMUP = Check(lambda v: 0.0 <= v < 1.0, "in [0, 1)", "a fraction in [0, 1)")
 
 
 @dataclass
@@ -64,7 +87,28 @@ class TrainConfig(ConfigBase):
     )
     batch_size: int = setting(16, "training batch size (the paper's)", check=AT_LEAST_ONE)
     eval_batch_size: int = setting(32, "batch size of dev evaluations", check=AT_LEAST_ONE)
-    lr: float = setting(3e-5, "learning rate, constant (the paper's Adam rate)", check=POSITIVE, label="learning rate")
+    lr: float = setting(
+        3e-5, "learning rate of the backbone (the paper's Adam rate)", check=POSITIVE, label="learning rate"
+    )
+    lr_new: float | None = setting(
+        None,
+        "learning rate of the parameters HPT adds to the backbone (label words, template words, [PRED], graph, "
+        "biases, soft-prompt words, the fine-tune classifier); 0 freezes them; default: lr",
+        check=NON_NEGATIVE,
+    )
+    lr_embeddings: float | None = setting(
+        None,
+        "learning rate of the backbone's word embeddings (tied to the MLM decoder); 0 freezes them; default: lr",
+        check=NON_NEGATIVE,
+    )
+    schedule: str = setting(
+        "constant",
+        "learning-rate schedule after the warm-up; linear and cosine decay to 0 at the end of the run",
+        choices=SCHEDULES,
+    )
+    warmup_ratio: float = setting(
+        0.0, "fraction of the run's steps with a linear learning-rate warm-up from 0", check=_WARMUP
+    )
     optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw"))
     weight_decay: float = setting(0.0, "weight decay of the optimizer", check=NON_NEGATIVE)
     grad_clip: float | None = setting(None, "max gradient norm; off by default, as in the paper", check=POSITIVE)
@@ -72,7 +116,9 @@ class TrainConfig(ConfigBase):
     seed: int = setting(3, "training seed (the official code's)", check=SEED)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N")
     precision: str = setting(
-        "auto", "auto (bf16/fp16 autocast on GPU, fp32 on CPU), fp32, fp16 or bf16", choices=PRECISIONS
+        "auto",
+        "autocast: auto (bf16/fp16 on GPU, fp32 on CPU), fp32, fp16 (GPU only) or bf16 (GPU and CPU)",
+        choices=PRECISIONS,
     )
     eval_every: int | None = setting(None, "evaluate every N steps instead of every epoch", check=AT_LEAST_ONE)
     early_stopping: str = setting(
@@ -181,6 +227,52 @@ def iterate_batches(
         yield model.encode([d.text for d in chunk], labels)
 
 
+def lr_factor(step: int, total: int, schedule: str = "constant", warmup_ratio: float = 0.0) -> float:
+    """The multiplier of every group's learning rate for update ``step`` (0-based) of a run of ``total`` updates.
+
+    The first ``W = floor(warmup_ratio * total)`` updates warm up linearly, ``(step + 1) / W``: the first one is not
+    wasted at 0 and the last warm-up update (``W - 1``) runs at the full rate. Then ``constant`` stays at 1, and
+    ``linear`` (``1 - p``) and ``cosine`` (``(1 + cos(pi p)) / 2``) decay with ``p = (step - W) / (total - W)`` from 1
+    at update ``W`` to 0 at ``step = total``, just after the run's last update (which gets ``1 / (total - W)`` when
+    linear). Early stopping ends a run sooner; the schedule always spans the planned ``total``.
+    """
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"Unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+    warmup = int(warmup_ratio * total)
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def parameter_groups(module: torch.nn.Module) -> dict[str, list[torch.nn.Parameter]]:
+    """``module``'s parameters by learning-rate group: ``new`` (``TrainConfig.lr_new``), ``embeddings``
+    (``lr_embeddings``) and ``backbone`` (``lr``); each parameter is in one group.
+
+    A module with an ``optimizer_groups()`` method (``HPTModel``) names its own groups. Any other module (the masked-LM
+    objective of ``pretrain``, a plain backbone) adds nothing new: the input-embedding matrix of its first Hugging Face
+    model (the first submodule with ``get_input_embeddings``) is ``embeddings``, everything else ``backbone``.
+    """
+    own = getattr(module, "optimizer_groups", None)
+    if callable(own):
+        return own()
+    embeddings: torch.nn.Parameter | None = None
+    for sub in module.modules():
+        get = getattr(sub, "get_input_embeddings", None)
+        if callable(get):
+            found = get()
+            embeddings = getattr(found, "weight", None) if found is not None else None
+            break
+    groups: dict[str, list[torch.nn.Parameter]] = {"new": [], "embeddings": [], "backbone": []}
+    for p in module.parameters():  # shared (tied) parameters come once
+        groups["embeddings" if p is embeddings else "backbone"].append(p)
+    return groups
+
+
 @dataclass
 class Evaluation:
     """One evaluation inside the loop: ``primary`` selects the best state and drives early stopping (dev macro-F1,
@@ -259,16 +351,71 @@ def fit(
     # The shuffle uses `generator` (the same seed on every process); dropout and MLM masking differ per process.
     set_seed((config.seed + dist.rank) % 2**32)
     device = dist.device(config.device)
+    autocast(device, config.precision)  # refuses a precision this device cannot run before anything is trained
     module.to(device)
+    optimizer_groups, frozen = _optimizer_groups(module, config)
+    for p in frozen:  # before DDP wraps the module: it only synchronises parameters that need gradients
+        p.requires_grad_(False)
+    try:
+        return _run(
+            module, optimizer_groups, batches, steps_per_epoch, evaluate, config, callback, cancel, dist, device
+        )
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _optimizer_groups(
+    module: torch.nn.Module, config: TrainConfig
+) -> tuple[list[dict[str, Any]], list[torch.nn.Parameter]]:
+    """The optimizer's parameter groups (``parameter_groups`` with their learning rates) and the parameters a rate of
+    0 freezes (left out of the optimizer, so neither the update nor weight decay moves them). Parameters that were
+    already frozen (``requires_grad`` False) stay out."""
+    rates = {
+        "new": config.lr if config.lr_new is None else config.lr_new,
+        "embeddings": config.lr if config.lr_embeddings is None else config.lr_embeddings,
+        "backbone": config.lr,
+    }
+    groups: list[dict[str, Any]] = []
+    frozen: list[torch.nn.Parameter] = []
+    for name, params in parameter_groups(module).items():
+        if name not in rates:
+            raise ConfigError(f"Unknown parameter group {name!r}; expected one of {', '.join(rates)}.")
+        trainable = [p for p in params if p.requires_grad]
+        if rates[name] == 0:
+            frozen += trainable
+        elif trainable:
+            groups.append({"params": trainable, "lr": rates[name], "name": name})
+    if not groups:
+        raise ConfigError("Every parameter is frozen (learning rate 0); give lr_new or lr_embeddings a positive rate.")
+    return groups, frozen
+
+
+def _run(
+    module: torch.nn.Module,
+    optimizer_groups: list[dict[str, Any]],
+    batches: Callable[[torch.Generator], Iterator[Any]],
+    steps_per_epoch: int,
+    evaluate: Callable[[], Evaluation] | None,
+    config: TrainConfig,
+    callback: Callable[[TrainProgress], None] | None,
+    cancel: threading.Event | None,
+    dist: Distributed,
+    device: torch.device,
+) -> TrainResult:
+    """``fit`` once the processes, the device and the parameter groups are settled (the frozen ones are frozen)."""
     step_module = dist.prepare(module)
-    params = [p for p in module.parameters() if p.requires_grad]
+    params = [p for group in optimizer_groups for p in group["params"]]
     opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = opt_cls(optimizer_groups, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.precision in ("auto", "fp16"))
     generator = torch.Generator().manual_seed(config.seed)
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda n: lr_factor(n, total, config.schedule, config.warmup_ratio)
+    )
     stopper = EarlyStopper(config.patience, config.early_stopping)
     best_state: dict[str, torch.Tensor] | None = None
     best_report: Any = None
@@ -277,6 +424,10 @@ def fit(
     step, epoch = 0, 0
     started = time.perf_counter()
     cancelled = stopped = False
+
+    def learning_rates() -> dict[str, float]:
+        """Each trained group's learning rate for the next update (frozen groups are not in the optimizer)."""
+        return {g["name"]: g["lr"] for g in optimizer.param_groups}
 
     def emit(progress: TrainProgress) -> None:
         if callback is not None and dist.is_main:
@@ -291,7 +442,9 @@ def fit(
             best_report, best_step = result.report, step
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
         stopped = stopper.should_stop
-        history.append({"step": step, "epoch": epoch, "dev_score": result.primary, **result.record})
+        history.append(
+            {"step": step, "epoch": epoch, "dev_score": result.primary, **result.record, "lr": learning_rates()}
+        )
         emit(
             TrainProgress(
                 "eval",
@@ -329,6 +482,7 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
+            scheduler.step()
             step += 1
             parts = {k: float(v.detach()) for k, v in out.loss_parts.items()}
             loss, *part_values = dist.batch_mean([float(out.loss.detach()), *parts.values()], share)

@@ -281,6 +281,7 @@ def test_max_steps_and_progress_events(make_model, tiny_tree, tiny_train):
             "dev_micro_f1": eval_events[0].dev_micro_f1,
             "dev_macro_f1": eval_events[0].dev_macro_f1,
             "dev_score": eval_events[0].dev_macro_f1,  # the selection metric
+            "lr": {"new": 3e-5, "embeddings": 3e-5, "backbone": 3e-5},  # each group's rate for the next update
         }
     ]
     assert eval_events[0].dev_score == eval_events[0].dev_macro_f1
@@ -334,6 +335,11 @@ def test_score_documents_keeps_order_and_mode(make_model, tiny_tree, tiny_docs):
         ({"eval_every": 0}, "eval_every must be at least 1, got 0"),
         ({"weight_decay": -0.1}, "weight_decay must be zero or positive, got -0.1"),
         ({"early_stopping": "micro"}, "Unknown early_stopping 'micro'; choose one of macro, macro_or_micro"),
+        ({"lr_new": -1e-3}, "lr_new must be zero or positive, got -0.001"),
+        ({"lr_embeddings": float("nan")}, "lr_embeddings must be zero or positive"),
+        ({"schedule": "step"}, "Unknown schedule 'step'; choose one of constant, linear, cosine"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio must be in [0, 1), got 1.0"),
+        ({"warmup_ratio": -0.1}, "warmup_ratio must be in [0, 1), got -0.1"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, message):
