@@ -8,6 +8,8 @@ Layout::
                          differences from the backbone file the model was trained from, named with its sha256 in
                          config.json)
     hierarchy.json       label names and parents in label-id order
+    label_names.json     display names the label words started from, path → {name, description} (when given;
+                         ``hpt_core.label_names``)
     tokenizer files      written by the tokenizer's save_pretrained
     train_config.json    the run's TrainConfig (when given)
     metrics.json         evaluation reports (when given), fractions 0–1
@@ -56,7 +58,15 @@ __all__ = [
 CHECKPOINT_FORMAT = "hpt-studio/1"
 REQUIRED_FILES = ("config.json", "model.safetensors", "hierarchy.json")
 
-_RESERVED = {"config.json", "hierarchy.json", "model.safetensors", "metrics.json", "train_config.json", "README.md"}
+_RESERVED = {
+    "config.json",
+    "hierarchy.json",
+    "label_names.json",
+    "model.safetensors",
+    "metrics.json",
+    "train_config.json",
+    "README.md",
+}
 
 ConfigT = TypeVar("ConfigT")
 
@@ -103,6 +113,8 @@ def save_checkpoint(
             config["delta_base"] = {"backbone": model.config.backbone, "sha256": base.sha256, "keys": delta_keys}
         _write_json(staging / "config.json", config)
         _write_json(staging / "hierarchy.json", model.hierarchy.to_dict())
+        if getattr(model, "label_names", None):
+            _write_json(staging / "label_names.json", model.label_names)
         save_model(stored, str(staging / "model.safetensors"), metadata={"format": CHECKPOINT_FORMAT})
         del stored
         model.tokenizer.save_pretrained(str(staging))
@@ -147,6 +159,7 @@ class SavedCheckpoint(Generic[ConfigT]):
     hierarchy: LabelHierarchy
     tokenizer: Any
     backbone: nn.Module  # the architecture config.json describes, with random weights
+    label_names: dict[str, Any] | None = None  # label_names.json (path → {name, description}), None without one
 
     def load_weights(self, model: nn.Module) -> None:
         """Fill ``model`` (built from these parts) with the stored weights, in fp32; raises ``CheckpointError``
@@ -207,4 +220,6 @@ def read_checkpoint(
         raise CheckpointError(f"{root}: cannot rebuild the backbone or tokenizer ({e}).") from e
     finally:
         transformers.logging.set_verbosity(verbosity)
-    return SavedCheckpoint(root, config, hpt_config, hierarchy, tokenizer, backbone)
+    names_file = root / "label_names.json"
+    label_names = _read_json(names_file) if names_file.is_file() else None
+    return SavedCheckpoint(root, config, hpt_config, hierarchy, tokenizer, backbone, label_names)

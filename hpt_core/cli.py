@@ -135,12 +135,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from hpt_core.finetune import finetune
     from hpt_core.model import HPTConfig
-    from hpt_core.training import CODE_FAITHFUL_TRAINING, TrainConfig
+    from hpt_core.training import CODE_FAITHFUL_TRAINING, RECIPES, TrainConfig
 
     out = _output_directory(args)
     model_values = config_values(HPTConfig, args)
     model_config = HPTConfig.for_variant(args.variant, args.ablation, args.code_faithful, **model_values)
-    train_config = config_from_args(TrainConfig, args, CODE_FAITHFUL_TRAINING if args.code_faithful else None)
+    preset = dict(RECIPES[args.recipe]) if args.recipe else {}  # a recipe, then --code-faithful, then the flags
+    preset |= CODE_FAITHFUL_TRAINING if args.code_faithful else {}
+    train_config = config_from_args(TrainConfig, args, preset)
     splits = _load_splits(args)
     _info(f"Data: {splits.summary()}")
     _info(f"Model: {model_config.variant_name} on {model_config.backbone}.")
@@ -168,7 +170,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "hierarchy": args.hierarchy,
         "split_seed": args.split_seed,
         "low_resource": args.low_resource,
+        "recipe": args.recipe,
         "strip_newsgroup_headers": args.strip_newsgroup_headers,
+        "label_names": args.label_names,
         "command": "python -m hpt_core " + " ".join(shlex.quote(str(a)) for a in args.argv),
     }
     result = finetune(
@@ -181,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         weights=args.weights,
         overwrite=args.overwrite,
         low_resource_fraction=args.low_resource,
+        label_names=args.label_names,
     )
     for bar in bars:
         bar.close()
@@ -313,11 +318,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from hpt_core.explain import label_word_map, nearest_words
+    from hpt_core.explain import label_movement, label_word_map
 
     model = _load_model(args.model)
+    movement = label_movement(model, args.top_k, whole_words=not args.all_pieces)
     result: dict[str, Any] = {
-        "labels": [w.to_dict() for w in nearest_words(model, args.top_k, whole_words=not args.all_pieces)]
+        "labels": [m.after.to_dict() | m.to_dict() for m in movement.labels],
+        "summary": movement.summary(),
     }
     if args.map:
         coords = label_word_map(model, seed=0)
@@ -334,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hpt_core.model import ABLATIONS, VARIANTS, HPTConfig
     from hpt_core.predict import RULES
     from hpt_core.pretrain import PRETRAIN_DEFAULTS
-    from hpt_core.training import TrainConfig
+    from hpt_core.training import RECIPES, TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="python -m hpt_core", description="HPT Studio: hierarchy-aware prompt tuning for text classification."
@@ -360,7 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reproduce the official code's deviations (model.CODE_FAITHFUL, training.CODE_FAITHFUL_TRAINING)",
     )
-    add_config_arguments(p, HPTConfig, include=("backbone", "max_length"))
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="a named training recipe (training.RECIPES; paper: Adam 3e-5 for every parameter, constant, patience 6); "
+        "the flags given override its values",
+    )
+    add_config_arguments(p, HPTConfig, include=("backbone", "max_length", "attention_dropout"))
     add_config_arguments(p, TrainConfig)  # every field: a new TrainConfig field gets its flag here
     p.add_argument("--split-seed", type=_seed, default=0, help="seed of the train/dev/test split")
     p.add_argument("--low-resource", type=_fraction, default=None, help="train on this fraction of train, e.g. 0.1")
@@ -373,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
         "word embeddings only)",
     )
     p.add_argument("--strip-newsgroup-headers", action="store_true", help=STRIP_HELP)
+    p.add_argument(
+        "--label-names",
+        help="display names the label words start from: TSV 'A > B<TAB>name[<TAB>description]' or JSON "
+        '{"A > B": "name"} (e.g. assets/label-names/20ng.tsv); stored in the checkpoint',
+    )
     p.add_argument("--log-file", help=LOG_FILE_HELP)
     p.set_defaults(func=cmd_train)
 
@@ -423,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("explain", help="nearest vocabulary words of every label word (JSON)")
+    p = sub.add_parser(
+        "explain", help="nearest vocabulary words of every label word and how far it moved from its init (JSON)"
+    )
     p.add_argument("--model", required=True, help="checkpoint directory")
     p.add_argument("--top-k", type=_positive_int, default=8)
     p.add_argument("--all-pieces", action="store_true", help="also return ## word pieces and punctuation")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.inference import metrics_entry
+from hpt_core.label_names import LabelName, load_label_names
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.pretrain import PRETRAIN_DEFAULTS, pretrain, save_backbone
 from hpt_core.training import TrainConfig, TrainProgress, TrainResult, set_seed, train
@@ -145,6 +146,7 @@ def finetune(
     description: str | None = None,
     save_test_split: bool = False,
     backbone_label: str | None = None,
+    label_names: str | Path | Mapping[int, LabelName] | None = None,
 ) -> FinetuneResult:
     """Train a fresh model on ``splits``, evaluate it on dev and test, and save it to ``out`` with its metrics.
 
@@ -155,6 +157,8 @@ def finetune(
     directory; the checkpoint holds every weight, so it never needs that directory again; ``float16-delta`` weights,
     which do need it, are refused). A non-empty ``out`` (without ``overwrite``) or a ``weights`` storage that cannot
     be used is refused before training starts.
+    ``label_names`` (a label-names file, or ``load_label_names``' result) gives the display names the label words
+    start from; they are saved in the checkpoint as ``label_names.json``. A file is checked before training starts.
     """
     # Everything that would refuse the save is checked now, so that no training is lost at the end.
     if out is not None:
@@ -166,11 +170,13 @@ def finetune(
             )
         check_weights(weights, model_config.backbone)
     train_set = splits.train
+    if isinstance(label_names, (str, Path)):
+        label_names = load_label_names(label_names, train_set.hierarchy)
     if low_resource_fraction is not None:
         train_set = low_resource(train_set, low_resource_fraction, seed=train_config.seed)
         splits = Splits(train_set, splits.dev, splits.test, splits.origin)
     set_seed(train_config.seed)  # the new parameters (graph, label words, classifier) are drawn from the run seed
-    model = HPTModel.from_backbone(model_config, train_set.hierarchy)
+    model = HPTModel.from_backbone(model_config, train_set.hierarchy, label_names)
     dev_set = splits.dev if len(splits.dev) else None
     run = train(model, train_set, dev_set, train_config, callback=callback, cancel=cancel)
     if backbone_label is not None:

@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from hpt_core.backbones import load_backbone, mlm_head_decoder, mlm_head_transform
+from hpt_core.backbones import load_backbone, mlm_head_decoder, mlm_head_transform, set_attention_dropout
 from hpt_core.checkpoint import read_checkpoint, save_checkpoint
 from hpt_core.configs import AT_LEAST_ONE, Check, ConfigBase, check_config, check_field_types, setting
 from hpt_core.errors import ConfigError
 from hpt_core.graph import CONNECTIONS, GRAPH_FORMS, HierarchyInjection
 from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.label_names import LabelName, label_names_from_dict, label_names_to_dict, label_texts
 from hpt_core.losses import bce_loss, mask_tokens, mlm_loss, zmlce_loss
 from hpt_core.template import TEMPLATE_KINDS, PromptTemplate, TemplateBatch
 from hpt_core.verbalizer import HardVerbalizer, Verbalizer, bias_bound, label_name_embeddings  # noqa: F401
@@ -103,9 +104,19 @@ class HPTConfig(ConfigBase):
     verbalizer_transform: bool = setting(True, "apply the MLM head's transform before scoring")
     two_label_biases: bool = setting(False, "a second, zero-initialised label bias: the decoder bias (code)")
     label_init_special_tokens: bool = setting(False, "include [CLS]/[SEP] in the label-word mean (code)")
+    label_name_split: bool = setting(
+        True,
+        "label words start from names split into words (comp.sys.ibm.pc.hardware -> 'ibm pc hardware'; "
+        "hpt_core.label_names); False: from the raw name, as models trained before this field",
+    )
     middle_sep: bool = setting(True, "[SEP] between text and template (paper)")
     max_length: int = setting(
         512, "tokens incl. the template", check=Check(lambda v: v >= 16, "at least 16 tokens", "at least 16 tokens")
+    )
+    attention_dropout: float | None = setting(
+        None,
+        "dropout of the backbone's attention probabilities; 0 turns it off; default: the backbone's own",
+        check=_FRACTION,
     )
 
     def __post_init__(self) -> None:
@@ -165,8 +176,11 @@ class HPTConfig(ConfigBase):
 
         One legacy key is read: ``code_faithful`` (configs saved before ``CODE_FAITHFUL`` became explicit fields, e.g.
         the shipped checkpoints) is expanded into the fields it stood for; values the file gives explicitly win.
+        A config without ``label_name_split`` (saved before it existed) reads as ``False``: its label words were
+        initialised from the raw names, and ``hpt_core.explain`` compares them with that initialisation.
         """
         values = dict(data)
+        values.setdefault("label_name_split", False)
         if "code_faithful" in values:
             legacy = values.pop("code_faithful")
             if not isinstance(legacy, bool):
@@ -216,14 +230,26 @@ class HPTModel(nn.Module):
         hierarchy: the label tree (C labels, L levels).
         backbone: a Hugging Face masked-LM model (``BertForMaskedLM``-style or ``RobertaForMaskedLM``-style).
         tokenizer: its tokenizer.
+        label_names: display names by label id (``hpt_core.label_names.load_label_names``): the label words start
+            from them; kept as ``self.label_names`` (path → ``{"name", "description"}``) and saved with the model.
     """
 
-    def __init__(self, config: HPTConfig, hierarchy: LabelHierarchy, backbone: nn.Module, tokenizer: Any) -> None:
+    def __init__(
+        self,
+        config: HPTConfig,
+        hierarchy: LabelHierarchy,
+        backbone: nn.Module,
+        tokenizer: Any,
+        label_names: Mapping[int, LabelName] | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.hierarchy = hierarchy
+        self.label_names: dict[str, dict[str, str]] = label_names_to_dict(label_names or {}, hierarchy)
         self.tokenizer = tokenizer
         self.backbone = backbone
+        if config.attention_dropout is not None:
+            set_attention_dropout(backbone, config.attention_dropout)
         self.encoder = backbone.base_model
         bconf = backbone.config
         hidden = bconf.hidden_size
@@ -272,15 +298,15 @@ class HPTModel(nn.Module):
                     dropout=config.graph_dropout,
                     graph_seed=config.graph_seed,
                 )
+        names = label_texts(hierarchy, bool(config.label_name_split), label_names)
         if config.template in ("hpt", "soft"):
-            names = [hierarchy.short_name(i) for i in range(c)]
             init = label_name_embeddings(tokenizer, words, names, bool(config.label_init_special_tokens))
             slots = self.depth_of_label if config.template == "hpt" and config.constraint else torch.zeros(c)
             self.verbalizer: nn.Module = Verbalizer(init, slots, two_biases=config.two_label_biases)
             if config.mlm_extended_vocab and config.mlm and config.template == "hpt":
                 self.extra_decoder_bias = nn.Parameter(torch.zeros(self.template.num_virtual + 1))
         elif config.template == "hard":
-            self.verbalizer = HardVerbalizer(tokenizer, [hierarchy.short_name(i) for i in range(c)], hidden)
+            self.verbalizer = HardVerbalizer(tokenizer, names, hidden)
         else:
             self.dropout = nn.Dropout(getattr(bconf, "hidden_dropout_prob", 0.1))
             self.verbalizer = nn.Linear(hidden, c)  # (C, d) classifier over h_[CLS]
@@ -394,10 +420,13 @@ class HPTModel(nn.Module):
 
     # ------------------------------------------------------------------ construction and I/O
     @classmethod
-    def from_backbone(cls, config: HPTConfig, hierarchy: LabelHierarchy) -> HPTModel:
-        """A fresh model on the pretrained backbone named by ``config.backbone``."""
+    def from_backbone(
+        cls, config: HPTConfig, hierarchy: LabelHierarchy, label_names: Mapping[int, LabelName] | None = None
+    ) -> HPTModel:
+        """A fresh model on the pretrained backbone named by ``config.backbone`` (label words from ``label_names``
+        where given)."""
         tokenizer, backbone = load_backbone(config.backbone)
-        return cls(config, hierarchy, backbone, tokenizer)
+        return cls(config, hierarchy, backbone, tokenizer, label_names)
 
     def save_pretrained(self, directory: str | Path, **kwargs: Any) -> Path:
         """Write a checkpoint directory (see ``hpt_core.checkpoint.save_checkpoint``)."""
@@ -408,9 +437,22 @@ class HPTModel(nn.Module):
         """Load a checkpoint directory written by ``save_pretrained`` as an fp32 model (never unpickles); raises
         ``CheckpointError`` saying what is wrong. ``hpt_core.checkpoint`` rebuilds the parts, this class joins them."""
         saved = read_checkpoint(directory, HPTConfig.from_dict)
-        model = cls(saved.config, saved.hierarchy, saved.backbone, saved.tokenizer)
+        names = label_names_from_dict(saved.label_names or {}, saved.hierarchy, f"{directory}/label_names.json")
+        model = cls(saved.config, saved.hierarchy, saved.backbone, saved.tokenizer, names)
         saved.load_weights(model)
         return model.to(device).eval()
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters by learning-rate group (``training.parameter_groups``, ``TrainConfig``): ``new``, what this
+        model adds on top of the backbone (label words, template and soft-prompt words, ``[PRED]``, graph, label and
+        extra decoder biases, the fine-tune classifier: ``lr_new``); ``embeddings``, the backbone's word-embedding
+        matrix, tied to the MLM decoder (``lr_embeddings``); ``backbone``, the rest, MLM head included (``lr``)."""
+        words = self.word_embeddings.weight
+        groups: dict[str, list[nn.Parameter]] = {"new": [], "embeddings": [], "backbone": []}
+        for name, p in self.named_parameters():  # a tied parameter comes once
+            part = "embeddings" if p is words else "backbone" if name.startswith("backbone.") else "new"
+            groups[part].append(p)
+        return groups
 
     def parameter_groups(self) -> dict[str, int]:
         """Parameter count per part, for model cards and sanity checks."""

@@ -5,6 +5,10 @@
   transform: ``s_i = v_i · Transform(h_P^{depth(i)}) + b_i`` (paper Eq. 3 / 10).
 - ``HardVerbalizer`` (hard prompt baseline): fixed vocabulary words. ``s_i`` is the MLM logit at ``[MASK]`` of the
   headword of label i's name (mean over its wordpieces) plus a per-label bias ``b_i``.
+
+The "name" of a label is the text ``hpt_core.label_names.label_texts`` gives: its display name from a label-names
+file, else its name split into words (``comp.sys.ibm.pc.hardware`` → "ibm pc hardware"), else (``HPTConfig.
+label_name_split=False``) the raw name without its parent's prefix.
 """
 
 from __future__ import annotations

@@ -120,6 +120,7 @@ def test_20newsgroups_loads_with_the_taxonomy(news: Dataset) -> None:
     assert all(c > 0 for c in news.label_counts())
 
 
+@pytest.mark.slow  # reads all 18,846 20 Newsgroups messages
 def test_20newsgroups_generic_loader_matches_the_taxonomy(news: Dataset) -> None:
     plain = load_dataset(NG_JSONL, hierarchy_file=NG_TAXONOMY)
     assert [d.labels for d in plain.documents] == [d.labels for d in news.documents]
@@ -155,6 +156,7 @@ def test_strip_newsgroup_message_removes_headers_quotes_and_signature() -> None:
     assert strip_newsgroup_message(no_signature) == "First line.\nSecond line."
 
 
+@pytest.mark.slow  # reads all 18,846 20 Newsgroups messages
 def test_stripped_20newsgroups_keeps_every_message_without_headers(news: Dataset) -> None:
     stripped = load_20newsgroups(NG_JSONL, strip=True)
     assert len(stripped) == len(news) == 18846

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import hpt_core.model as model_module
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.label_names import label_texts
 from hpt_core.losses import bce_loss, zmlce_loss
 from hpt_core.model import ABLATIONS, CODE_FAITHFUL, HPTConfig, HPTModel
 
@@ -160,8 +161,8 @@ def test_label_words_init_from_name_wordpieces(make_model, tiny_tokenizer, wos_h
     words = model.word_embeddings.weight.detach()
     label_words = model.verbalizer.label_words.detach()
     assert label_words.shape == (141, 32)
-    for i in range(wos_hierarchy.num_labels):
-        ids = tok.convert_tokens_to_ids(tok.tokenize(wos_hierarchy.short_name(i)))
+    for i, text in enumerate(label_texts(wos_hierarchy)):  # the split names ("HIV/AIDS" -> "hiv aids")
+        ids = tok.convert_tokens_to_ids(tok.tokenize(text))
         if code_faithful:
             ids = [tok.cls_token_id, *ids, tok.sep_token_id]
         torch.testing.assert_close(label_words[i], words[ids].mean(0), msg=wos_hierarchy.name(i))
@@ -700,7 +701,8 @@ def test_shipped_checkpoint_configs_read_as_paper_mode(name: str):
     assert saved["code_faithful"] is False and "graph_form" not in saved  # the file as shipped
     config = HPTConfig.from_dict(saved)
     variant = {"20ng-hpt": "hpt", "20ng-finetune": "finetune"}[name]
-    assert config == HPTConfig.for_variant(variant, backbone="minilm-l6-mlm", max_length=128)
+    # saved before label_name_split: read as False, the raw-name initialisation those label words came from
+    assert config == HPTConfig.for_variant(variant, backbone="minilm-l6-mlm", max_length=128, label_name_split=False)
 
 
 def test_default_mlm_softmax_is_the_backbone_vocabulary(make_model, make_targets, tiny_docs):
