@@ -16,7 +16,7 @@ from typing import Any
 from app.config import AppConfig
 from hpt_core.checkpoint import read_metrics
 from hpt_core.errors import CheckpointError, ConfigError
-from hpt_core.explain import WordMap, word_map
+from hpt_core.explain import Movement, WordMap, label_movement, word_map
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.predict import Predictor
 
@@ -34,6 +34,7 @@ class ModelRegistry:
         self._loading: dict[str, threading.Lock] = {}
         self._loaded: OrderedDict[str, Predictor] = OrderedDict()
         self._maps: dict[str, WordMap] = {}
+        self._movements: dict[tuple[str, int], Movement] = {}
         config.user_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ names and files
@@ -122,7 +123,7 @@ class ModelRegistry:
                 self._loaded[name] = predictor
                 while len(self._loaded) > self.config.max_loaded_models:
                     evicted, _ = self._loaded.popitem(last=False)
-                    self._maps.pop(evicted, None)
+                    self._forget(evicted)
             return predictor
 
     def word_map(self, name: str) -> WordMap:
@@ -135,6 +136,24 @@ class ModelRegistry:
             self._maps[name] = result
         return result
 
+    def _forget(self, name: str) -> None:
+        """Drop what was computed from a model (call under the lock)."""
+        self._maps.pop(name, None)
+        for key in [key for key in self._movements if key[0] == name]:
+            del self._movements[key]
+
+    def movement(self, name: str, top_k: int) -> Movement:
+        """How far the model's label words moved from their initialisation, with their ``top_k`` words before and
+        after (computed once per model and ``top_k``)."""
+        key = (name, int(top_k))
+        with self._lock:
+            if key in self._movements:
+                return self._movements[key]
+        result = label_movement(self.predictor(name).model, top_k=int(top_k))
+        with self._lock:
+            self._movements[key] = result
+        return result
+
     # ------------------------------------------------------------------ fine-tuned models
     def prune(self, keep: int | None = None) -> list[str]:
         """Delete fine-tuned models beyond the newest ``keep`` (default ``config.keep_models``); return their names."""
@@ -143,7 +162,7 @@ class ModelRegistry:
         for name in removed:
             with self._lock:
                 self._loaded.pop(name, None)
-                self._maps.pop(name, None)
+                self._forget(name)
             shutil.rmtree(self.config.user_dir / name, ignore_errors=True)
         return removed
 

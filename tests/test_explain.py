@@ -1,13 +1,28 @@
-"""Tests of hpt_core.explain: nearest vocabulary words of the label words and the 2-D label-word map."""
+"""Tests of hpt_core.explain: nearest vocabulary words of the label words, how far they moved from their
+initialisation, and the 2-D label-word map."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from hpt_core.cli import main
 from hpt_core.errors import ConfigError
-from hpt_core.explain import LabelWords, label_word_map, label_word_matrix, nearest_words, word_map
+from hpt_core.explain import (
+    INIT_BACKBONE,
+    INIT_CURRENT,
+    LabelWords,
+    label_movement,
+    label_word_init,
+    label_word_map,
+    label_word_matrix,
+    nearest_words,
+    word_map,
+)
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.model import HPTConfig
 
@@ -150,3 +165,138 @@ def test_word_map_places_each_labels_nearest_words(model, tiny_tree):
     assert len(result.words) == len(result.word_coords) == tiny_tree.num_labels
     for words, coords in zip(result.words, result.word_coords):
         assert coords.shape == (len(words.words), 2) and np.isfinite(coords).all()
+
+
+# ------------------------------------------------------------------------------------- movement from the init
+@pytest.fixture
+def backbone_dir(save_tiny_backbone):
+    """The tiny backbone ``make_model`` builds on (seed 0), saved: the model's ``config.backbone``."""
+    return save_tiny_backbone()
+
+
+@pytest.fixture
+def trained_from(make_model, backbone_dir):
+    """A fresh tiny HPT model whose ``config.backbone`` is the saved copy of its own (untrained) backbone."""
+    return make_model(HPTConfig(max_length=48, backbone=str(backbone_dir))).eval()
+
+
+def test_fresh_model_has_not_moved(trained_from, tiny_tree):
+    movement = label_movement(trained_from, top_k=5)
+    assert movement.init_source == INIT_BACKBONE and movement.init_note == ""
+    assert len(movement.labels) == tiny_tree.num_labels and movement.top_k == 5
+    for item in movement.labels:
+        assert item.cosine_to_init == pytest.approx(1.0, abs=1e-5)
+        assert item.gained == [] and item.lost == [] and not item.changed
+        assert item.after.words == pytest.approx(item.before.words)
+    assert movement.mean_cosine == pytest.approx(1.0, abs=1e-5)
+    assert movement.median_cosine == pytest.approx(1.0, abs=1e-5)
+    assert movement.num_changed == 0 and movement.num_same_nearest == tiny_tree.num_labels
+    assert movement.mean_kept == 5
+    torch.testing.assert_close(label_word_init(trained_from).vectors, label_word_matrix(trained_from))
+
+
+def test_a_label_word_changed_by_hand(trained_from, tiny_tree):
+    jazz = tiny_tree.index(["Arts", "Music", "Jazz"])
+    embeddings = trained_from.word_embeddings.weight.detach()
+    rhythm_id = set_label_word(trained_from, jazz, "rhythm")
+    jazz_id = trained_from.tokenizer.convert_tokens_to_ids("jazz")
+    movement = label_movement(trained_from, top_k=1)
+    item = movement.labels[jazz]
+    # as initialised, the label word is the embedding of the word "jazz"; now it points at "rhythm"
+    expected = F.cosine_similarity(embeddings[rhythm_id], embeddings[jazz_id], dim=0).item()
+    assert item.cosine_to_init == pytest.approx(expected, abs=1e-5) and item.cosine_to_init < 1.0
+    assert item.before.words[0][0] == "jazz" and item.after.words[0][0] == "rhythm"
+    assert item.gained == ["rhythm"] and item.lost == ["jazz"] and item.changed
+    others = [m for label, m in enumerate(movement.labels) if label != jazz]
+    assert all(m.gained == m.lost == [] and m.cosine_to_init == pytest.approx(1.0, abs=1e-5) for m in others)
+    assert movement.num_changed == 1 and movement.num_same_nearest == tiny_tree.num_labels - 1
+    c = tiny_tree.num_labels
+    assert movement.mean_cosine == pytest.approx((c - 1 + expected) / c, abs=1e-5)
+    assert movement.median_cosine == pytest.approx(1.0, abs=1e-5)
+    summary = movement.summary()
+    assert summary["labels_changed_top_k"] == 1 and summary["top_k"] == 1 and summary["init_source"] == "backbone"
+    assert summary["mean_cosine_to_init"] == round(movement.mean_cosine, 4)
+    assert f"1 of {c} labels changed their top-1 words" in movement.sentence()
+    assert item.to_dict() == {"cosine_to_init": round(item.cosine_to_init, 4), "gained": ["rhythm"], "lost": ["jazz"]}
+
+
+def test_gained_and_lost_keep_their_order(trained_from, tiny_tree):
+    """Hand-made: the label word moves halfway from "physics" towards "rhythm", so the top-k mixes both worlds."""
+    physics = tiny_tree.index(["Science", "Physics"])
+    rows = trained_from.word_embeddings.weight.detach()
+    ids = trained_from.tokenizer.convert_tokens_to_ids(["physics", "rhythm"])
+    with torch.no_grad():
+        trained_from.verbalizer.label_words[physics] = F.normalize(rows[ids[0]], dim=0) + 2 * F.normalize(
+            rows[ids[1]], dim=0
+        )
+    item = label_movement(trained_from, top_k=6).labels[physics]
+    after, before = [w for w, _ in item.after.words], [w for w, _ in item.before.words]
+    assert before[0] == "physics" and after[0] == "rhythm"
+    assert item.gained == [w for w in after if w not in before] and "rhythm" in item.gained
+    assert item.lost == [w for w in before if w not in after]
+    assert len(item.gained) == len(item.lost) >= 1
+
+
+def test_initialisation_comes_from_the_original_backbone(trained_from, tiny_tree, make_model):
+    """Training moves the word embeddings too: the initialisation is rebuilt from the backbone, not from them."""
+    biology = tiny_tree.index(["Science", "Biology"])
+    with torch.no_grad():
+        trained_from.word_embeddings.weight.add_(0.5 * torch.randn_like(trained_from.word_embeddings.weight))
+    movement = label_movement(trained_from, top_k=3)
+    assert movement.init_source == INIT_BACKBONE
+    # the label words did not change, so each one still equals its initialisation ...
+    assert all(m.cosine_to_init == pytest.approx(1.0, abs=1e-5) for m in movement.labels)
+    # ... and its initial nearest words are found among the original embeddings, where "biology" is the name itself
+    [before] = nearest_words(trained_from, top_k=3, labels=[biology], initial=True)
+    assert before.words[0] == ("biology", pytest.approx(1.0, abs=1e-5))
+    assert movement.labels[biology].before.words[0][0] == "biology"
+
+
+@pytest.mark.parametrize("backbone", ["./no-such-backbone", "minilm-l6-mlm"])
+def test_fallback_to_current_embeddings(make_model, tiny_tree, backbone):
+    """A backbone that cannot be loaded (a missing directory) or does not fit (the shipped MiniLM under a tiny model,
+    or its absence from the checkout): the current embeddings stand in, and the result says so."""
+    model = make_model(HPTConfig(max_length=48, backbone=backbone)).eval()
+    with torch.no_grad():
+        model.word_embeddings.weight.add_(0.5 * torch.randn_like(model.word_embeddings.weight))
+    init = label_word_init(model)
+    assert init.source == INIT_CURRENT and backbone in init.note
+    assert "cannot be loaded" in init.note or "embedding matrix" in init.note
+    torch.testing.assert_close(init.embeddings, model.word_embeddings.weight.detach())
+    movement = label_movement(model, top_k=3)
+    assert movement.init_source == INIT_CURRENT and movement.summary()["init_note"] == init.note
+    assert movement.mean_cosine < 1.0  # the label words are the old embeddings' means, the init the new ones'
+    assert "current embeddings" in movement.sentence()
+
+
+def test_hard_prompt_and_finetune_movement(make_model, backbone_dir, tiny_tree):
+    hard = make_model(HPTConfig(template="hard", max_length=48, backbone=str(backbone_dir))).eval()
+    movement = label_movement(hard, top_k=2)
+    assert movement.init_source == INIT_BACKBONE
+    assert all(m.cosine_to_init == pytest.approx(1.0, abs=1e-5) and not m.changed for m in movement.labels)
+    finetune = make_model(HPTConfig(template="none", max_length=48, backbone=str(backbone_dir)))
+    with pytest.raises(ConfigError, match="fine-tune"):
+        label_movement(finetune)
+    with pytest.raises(ConfigError, match="top_k must be at least 1"):
+        label_movement(hard, top_k=0)
+
+
+def test_cli_explain_reports_the_movement(capsys, trained_from, tiny_tree, tmp_path):
+    jazz = tiny_tree.index(["Arts", "Music", "Jazz"])
+    set_label_word(trained_from, jazz, "rhythm")
+    trained_from.save_pretrained(tmp_path / "model")
+    capsys.readouterr()
+    assert main(["explain", "--model", str(tmp_path / "model"), "--top-k", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    labels = result["labels"]
+    assert [item["label"] for item in labels] == tiny_tree.names
+    for item in labels:
+        assert set(item) == {"label", "path", "depth", "words", "cosine_to_init", "gained", "lost"}
+    assert labels[jazz]["gained"] == ["rhythm"] and labels[jazz]["lost"] == ["jazz"]
+    assert labels[jazz]["words"][0]["word"] == "rhythm" and labels[jazz]["cosine_to_init"] < 1.0
+    others = [item for label, item in enumerate(labels) if label != jazz]
+    assert all(item["cosine_to_init"] == pytest.approx(1.0, abs=1e-4) and not item["gained"] for item in others)
+    summary = result["summary"]
+    assert summary["init_source"] == "backbone" and summary["top_k"] == 1 and summary["num_labels"] == len(labels)
+    assert summary["labels_changed_top_k"] == 1 and summary["labels_same_nearest_word"] == len(labels) - 1
+    assert set(summary) >= {"mean_cosine_to_init", "median_cosine_to_init", "init_note", "mean_words_kept"}

@@ -1,4 +1,5 @@
-"""Label-word explorer: a label's nearest vocabulary words before and after training, and a map of all label words."""
+"""Label-word explorer: a label's nearest vocabulary words before and after training, how far its label word moved
+from its initialisation, and a map of all label words."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import gradio as gr
 from app import figures
 from app.common import Studio, user_errors
 from hpt_core.errors import HPTError
-from hpt_core.explain import nearest_words
+from hpt_core.explain import INIT_BACKBONE, LabelMovement
 
-__all__ = ["render", "explain", "word_map_figure", "label_choices"]
+__all__ = ["render", "explain", "movement_line", "word_map_figure", "label_choices"]
 
 WORD_HEADERS = ["#", "after training", "cosine", "as initialised", "cosine (init)"]
 
@@ -27,24 +28,44 @@ def _label_id(studio: Studio, model: str, label: str) -> int:
     return studio.registry.hierarchy(model).index(label)
 
 
+def _listed(words: list[str], mark: str) -> str:
+    return ", ".join(f"{mark}{w}{mark}" for w in words) if words else "none"
+
+
+def movement_line(item: LabelMovement, top_k: int) -> str:
+    """One Markdown line on how far a label word moved: its cosine to its initialisation and the words that came into
+    (bold) and left (struck through) its top-k."""
+    if not item.changed:
+        change = f"the same top-{top_k} words as initialised"
+    else:
+        change = f"gained: {_listed(item.gained, '**')}; lost: {_listed(item.lost, '~~')}"
+    return f"**Moved:** cosine {item.cosine_to_init:.3f} to its initialisation; {change}."
+
+
 def explain(studio: Studio, model: str, label: str, top_k: int = 10) -> tuple[list[list[Any]], str]:
-    """Nearest words table (after and before training) and a sentence about the label."""
+    """Nearest words table (after and before training) and a few sentences about the label and how it moved."""
     label_id = _label_id(studio, model, label)
     top_k = int(top_k)
     if not studio.registry.has_label_words(model):
         raise HPTError(f"{model} is a plain fine-tune classifier: it has no label words to explain. Pick an HPT model.")
-    predictor = studio.registry.predictor(model)
-    [after] = nearest_words(predictor.model, top_k=top_k, labels=[label_id])
-    [before] = nearest_words(predictor.model, top_k=top_k, labels=[label_id], initial=True)
+    movement = studio.registry.movement(model, top_k)
+    item = movement.labels[label_id]
+    after, before = item.after, item.before
     rows = [
         [k + 1, w_after, round(s_after, 3), w_before, round(s_before, 3)]
         for k, ((w_after, s_after), (w_before, s_before)) in enumerate(zip(after.words, before.words))
     ]
-    depth = after.depth
+    source = (
+        "the mean embedding of the label name's word pieces in the backbone it was trained from"
+        if movement.init_source == INIT_BACKBONE
+        else "the mean embedding of the label name's word pieces, rebuilt from the model's current embeddings (the "
+        "backbone it was trained from cannot be used here)"
+    )
     text = (
-        f"**{' > '.join(after.path)}** (depth {depth}). *Before training* is the label word as initialised, the mean "
-        "embedding of the label name's word pieces; *after training* is the learned virtual label word. Similarity is "
-        "the cosine with each vocabulary word's embedding."
+        f"**{' > '.join(after.path)}** (depth {after.depth}). {movement_line(item, top_k)}\n\n"
+        f"*As initialised* is the label word before training, {source}; *after training* is the learned virtual label "
+        "word. Similarity is the cosine with each vocabulary word's embedding.\n\n"
+        f"*This model:* {movement.sentence()}"
     )
     return rows, text
 
