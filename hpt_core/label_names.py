@@ -32,6 +32,7 @@ from typing import Any
 
 from hpt_core.data.fields import at, kind_of
 from hpt_core.data.files import check_path, read_lines
+from hpt_core.data.loading import raise_problems
 from hpt_core.errors import CheckpointError, DatasetError, HierarchyError
 from hpt_core.hierarchy import PATH_SEPARATOR, LabelHierarchy
 
@@ -50,7 +51,6 @@ __all__ = [
 LABEL_NAMES_FILE = "label_names.json"  # the checkpoint's copy
 # Words of dotted label codes that name no topic (20 Newsgroups' comp.sys.*, *.misc); dropped from split names.
 CODE_WORDS = frozenset({"sys", "misc"})
-MESSAGE_PROBLEMS = 20  # problems quoted in the error message; all of them are on ``error.problems``
 _SEPARATORS = re.compile(r"[\s._&/\-]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # fooBar → foo Bar, XMLParser → XML Parser
 _TSV_HEADER = ["path", "name"]
@@ -119,7 +119,7 @@ def load_label_names(file: str | Path, hierarchy: LabelHierarchy) -> dict[int, L
         )
     names = _resolve(entries, hierarchy, source, problems)
     if problems:
-        _raise(source, problems)
+        raise_problems(source, problems)
     return names
 
 
@@ -241,23 +241,6 @@ def _resolve(
 
 def _normal(path: str) -> str:
     return PATH_SEPARATOR.join(p.strip() for p in path.split(PATH_SEPARATOR.strip()))
-
-
-def _raise(source: str, problems: list[str]) -> None:
-    """One ``DatasetError`` listing the problems in file order (file-level ones first)."""
-
-    def line(problem: str) -> int:
-        head = problem.removeprefix(f"{source}:").split(":", 1)[0]
-        return int(head) if head.isdigit() else 0
-
-    problems = sorted(problems, key=line)
-    if len(problems) == 1:
-        raise DatasetError(problems[0], problems=problems)
-    shown = problems[:MESSAGE_PROBLEMS]
-    lines = [f"{source}: {len(problems)} problems found:", *(f"  {p}" for p in shown)]
-    if len(problems) > len(shown):
-        lines.append(f"  ... and {len(problems) - len(shown)} more problems")
-    raise DatasetError("\n".join(lines), problems=problems)
 
 
 # ---------------------------------------------------------------------------------------------- stored form

@@ -281,3 +281,12 @@ def app_server(save_tiny_backbone, tmp_path_factory):
         yield studio, demo.local_url
     finally:
         demo.close()
+
+
+@pytest.fixture
+def wos_40_file(tmp_path: Path) -> Path:
+    """The first 40 real WOS abstracts of ``assets/wos-1k`` as a data file (a tiny training set for CLI/job tests)."""
+    lines = (REPO_ROOT / "assets" / "wos-1k" / "wos_total_1k.json").read_text(encoding="utf-8").splitlines()[:40]
+    path = tmp_path / "wos40.json"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -33,7 +33,6 @@ from hpt_core.errors import ConfigError
 from hpt_core.model import HPTConfig
 from hpt_core.pretrain import PRETRAIN_DEFAULTS, pretrain_config
 from hpt_core.training import CODE_FAITHFUL_TRAINING, TrainConfig
-from tests.conftest import REPO
 
 
 @dataclass
@@ -190,21 +189,13 @@ class WarmupTrainConfig(TrainConfig):
     )
 
 
-@pytest.fixture
-def wos_file(tmp_path: Path) -> Path:
-    lines = (REPO / "assets" / "wos-1k" / "wos_total_1k.json").read_text(encoding="utf-8").splitlines()[:40]
-    path = tmp_path / "wos40.json"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def test_a_new_train_config_field_reaches_the_cli_and_train_config_json(
-    monkeypatch, capsys, save_tiny_backbone, wos_file: Path, tmp_path: Path
+    monkeypatch, capsys, save_tiny_backbone, wos_40_file: Path, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(hpt_core.training, "TrainConfig", WarmupTrainConfig)
     backbone = save_tiny_backbone(max_position_embeddings=64)
     out = tmp_path / "ckpt"
-    argv = ["train", "--data", str(wos_file), "--out", str(out), "--backbone", str(backbone), "--max-length", "32"]
+    argv = ["train", "--data", str(wos_40_file), "--out", str(out), "--backbone", str(backbone), "--max-length", "32"]
     assert main([*argv, "--max-steps", "1", "--warmup-steps", "5"]) == 0, capsys.readouterr().err
     saved = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
     assert saved["warmup_steps"] == 5
@@ -218,7 +209,7 @@ def test_a_new_train_config_field_reaches_the_cli_and_train_config_json(
         WarmupTrainConfig(warmup_steps=-1)
 
 
-def test_a_new_train_config_field_reaches_the_apps_job(save_tiny_backbone, wos_file: Path, tmp_path: Path) -> None:
+def test_a_new_train_config_field_reaches_the_apps_job(save_tiny_backbone, wos_40_file: Path, tmp_path: Path) -> None:
     backbone = str(save_tiny_backbone(max_position_embeddings=64))
     app = AppConfig(
         models={},
@@ -230,7 +221,7 @@ def test_a_new_train_config_field_reaches_the_apps_job(save_tiny_backbone, wos_f
     train, model = job_configs(app, "hpt", warmup_steps=4)  # a setting by its field name
     assert isinstance(train, WarmupTrainConfig) and train.warmup_steps == 4
     jobs = JobManager(ModelRegistry(app), app)
-    jobs.start(JobRequest(wos_file, wos_file.name, train, model))
+    jobs.start(JobRequest(wos_40_file, wos_40_file.name, train, model))
     state = jobs.wait(120)
     assert state.state == "finished", state.message
     saved = jobs.registry.train_config(state.model_name)

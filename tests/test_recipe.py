@@ -26,7 +26,6 @@ from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.pretrain import pretrain, pretrain_config
 from hpt_core.training import RECIPES, Evaluation, TrainConfig, fit, lr_factor, parameter_groups, train
-from tests.conftest import REPO
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
@@ -197,18 +196,10 @@ def test_a_recipe_round_trips_through_json():
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 
-@pytest.fixture
-def wos_file(tmp_path: Path) -> Path:
-    lines = (REPO / "assets" / "wos-1k" / "wos_total_1k.json").read_text(encoding="utf-8").splitlines()[:40]
-    path = tmp_path / "wos40.json"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def test_recipe_paper_reaches_train_config_json(capsys, save_tiny_backbone, wos_file: Path, tmp_path: Path):
+def test_recipe_paper_reaches_train_config_json(capsys, save_tiny_backbone, wos_40_file: Path, tmp_path: Path):
     backbone = save_tiny_backbone(max_position_embeddings=64)
     out = tmp_path / "ckpt"
-    argv = ["train", "--data", str(wos_file), "--out", str(out), "--backbone", str(backbone), "--max-length", "32"]
+    argv = ["train", "--data", str(wos_40_file), "--out", str(out), "--backbone", str(backbone), "--max-length", "32"]
     argv += ["--recipe", "paper", "--max-steps", "1", "--lr-new", "1e-3", "--schedule", "linear"]
     argv += ["--attention-dropout", "0"]
     assert main(argv) == 0, capsys.readouterr().err

@@ -13,7 +13,7 @@ from hpt_core.data.types import SPLITS, Dataset, Document, Record, ValidationRep
 from hpt_core.errors import ConfigError, DatasetError, HierarchyError
 from hpt_core.hierarchy import LabelHierarchy
 
-__all__ = ["MESSAGE_PROBLEMS", "load_dataset", "read_records", "read_texts", "validate"]
+__all__ = ["MESSAGE_PROBLEMS", "load_dataset", "raise_problems", "read_records", "read_texts", "validate"]
 
 MESSAGE_PROBLEMS = 20  # problems quoted in a DatasetError message; the full list is on ``error.problems``
 
@@ -29,7 +29,8 @@ def _by_line(source: str, problems: list[str]) -> list[str]:
     return sorted(problems, key=line)
 
 
-def _raise_problems(source: str, problems: list[str]) -> None:
+def raise_problems(source: str, problems: list[str]) -> None:
+    """One ``DatasetError`` listing ``problems`` in file order (the first ``MESSAGE_PROBLEMS`` quoted); none: no-op."""
     if not problems:
         return
     problems = _by_line(source, problems)
@@ -45,7 +46,7 @@ def _raise_problems(source: str, problems: list[str]) -> None:
 def read_records(file: str | Path) -> list[Record]:
     """Read the raw records of a data file. Raises DatasetError listing every problem found."""
     records, problems = parse_file(file, need_labels=True)
-    _raise_problems(str(file), problems)
+    raise_problems(str(file), problems)
     return records
 
 
@@ -55,7 +56,7 @@ def read_texts(file: str | Path) -> list[str]:
     Labels and splits in data files are ignored and may be absent.
     """
     records, problems = parse_file(file, need_labels=False)
-    _raise_problems(str(file), problems)
+    raise_problems(str(file), problems)
     return [r.text for r in records]
 
 
@@ -133,7 +134,7 @@ def load_dataset(
     if tree is not None:
         documents, found = _resolve(records, tree, source)
         problems += found
-    _raise_problems(source, problems)
+    raise_problems(source, problems)
     assert tree is not None  # no problems implies at least one record
     return Dataset(documents, tree, source)
 
