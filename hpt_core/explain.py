@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from hpt_core.backbones import load_backbone, resolve_backbone
 from hpt_core.errors import BackboneError, ConfigError
+from hpt_core.label_names import label_names_from_dict, label_texts
 from hpt_core.model import HPTModel
 from hpt_core.verbalizer import label_name_embeddings
 
@@ -149,12 +150,7 @@ def _init_embeddings(model: HPTModel) -> tuple[torch.Tensor | None, str]:
 def _init_texts(model: HPTModel) -> list[str]:
     """The text each label word was initialised from, in label-id order, as ``HPTModel.__init__`` chooses it."""
     h = model.hierarchy
-    try:
-        from hpt_core.label_names import label_names_from_dict, label_texts
-    except ImportError:  # a tree without label-name files: label words start from the short names
-        return [h.short_name(i) for i in range(h.num_labels)]
-    names = label_names_from_dict(getattr(model, "label_names", None) or {}, h)
-    return label_texts(h, bool(getattr(model.config, "label_name_split", False)), names)
+    return label_texts(h, model.config.label_name_split, label_names_from_dict(model.label_names, h))
 
 
 def _initial_from(model: HPTModel, embeddings: torch.Tensor) -> torch.Tensor:
