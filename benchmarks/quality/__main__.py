@@ -3,6 +3,7 @@
     python -m benchmarks.quality --preset cpu            # run what is missing, then rewrite the report
     python -m benchmarks.quality --preset cpu --report   # only rewrite docs/benchmarks.md and its figures
     python -m benchmarks.quality --preset full           # a GPU: bert-base-uncased, full 20 Newsgroups
+    python -m benchmarks.quality --recipe-search         # the CPU training-recipe search (benchmarks/quality/recipe.py)
 
 Every finished run is appended to ``benchmarks/results/quality-<preset>.json`` at once (an atomic rewrite), so an
 interrupted benchmark resumes where it stopped: runs already in the file are skipped. Runs are ordered by how much
@@ -24,6 +25,7 @@ from dataclasses import replace
 from benchmarks.common import ROOT
 from benchmarks.quality.methods import DATASETS
 from benchmarks.quality.presets import PRESETS, preset_variant
+from benchmarks.quality.recipe import run_search, write_recipe_report
 from benchmarks.quality.report import write_report
 from benchmarks.quality.results import predictions_path, results_path
 from benchmarks.quality.run import run_benchmark
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--report", action="store_true", help="only regenerate docs/benchmarks.md and its figures")
+    parser.add_argument(
+        "--recipe-search", action="store_true", help="run the CPU training-recipe search, then its report"
+    )
+    parser.add_argument("--recipe-report", action="store_true", help="only regenerate the recipe block of the report")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--dataset", action="append", choices=DATASETS, help="only these datasets")
     parser.add_argument("--method", action="append", help="only these methods")
@@ -58,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    if args.recipe_search or args.recipe_report:
+        if args.recipe_search:
+            run_search(run_benchmark, log=log)
+        written = write_recipe_report()
+        log("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
+        return 0
     if not args.report:
         run_benchmark(preset, max_runs=args.max_runs, only=only, log=log)
     written = write_report(results_path(preset.name), predictions_path(preset.name))

@@ -52,6 +52,15 @@ def run_neural(
         dev_micro_f1=result.best_dev.micro_f1 if result.best_dev is not None else None,
         variant=model_config.variant_name,
         device=result.device,
+        dev_curve=[
+            {
+                "step": h["step"],
+                "epoch": h["epoch"],
+                "dev_macro_f1": h["dev_macro_f1"],
+                "dev_micro_f1": h["dev_micro_f1"],
+            }
+            for h in result.history
+        ],
     )
     return record, predicted
 

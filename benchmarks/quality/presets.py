@@ -43,6 +43,12 @@ class Preset:
     max_length: int = 128
     batch_size: int = 16
     lr: float = 1e-4
+    # the training recipe (TrainConfig / HPTConfig fields of the same names; None = the library's own default)
+    lr_new: float | None = None
+    lr_embeddings: float | None = None
+    schedule: str = "constant"
+    warmup_ratio: float = 0.0
+    attention_dropout: float | None = None
     epochs: dict[str, int] = field(default_factory=lambda: {"20ng-10pct": 3, "wos-1k": 6})
     patience: int = 6
     news_fraction: float = 0.1  # of the standard 20NG training split, stratified
@@ -66,7 +72,12 @@ class Preset:
         """The model of one neural run: the method's variant, ablations and code-faithful deviations on ``backbone``."""
         variant, ablations, code_faithful = NEURAL[method]
         return HPTConfig.for_variant(
-            variant, list(ablations), code_faithful=code_faithful, backbone=backbone, max_length=self.max_length
+            variant,
+            list(ablations),
+            code_faithful=code_faithful,
+            backbone=backbone,
+            max_length=self.max_length,
+            attention_dropout=self.attention_dropout,
         )
 
     def train_config(self, dataset: str, method: str, seed: int) -> TrainConfig:
@@ -76,6 +87,10 @@ class Preset:
             epochs=self.epochs[dataset],
             batch_size=self.batch_size,
             lr=self.lr,
+            lr_new=self.lr_new,
+            lr_embeddings=self.lr_embeddings,
+            schedule=self.schedule,
+            warmup_ratio=self.warmup_ratio,
             patience=self.patience,
             seed=seed,
             **(CODE_FAITHFUL_TRAINING if code_faithful else {}),

@@ -6,6 +6,8 @@ predictions_path("cpu")   # benchmarks/results/quality-cpu-predictions.json.gz (
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import json
 from collections import defaultdict
@@ -55,10 +57,44 @@ def load_predictions(path: Path) -> dict[str, Any]:
     return {"gold": {}, "runs": {}}
 
 
-def save(path: Path, results: dict[str, Any], pred_path: Path, predictions: dict[str, Any]) -> None:
-    """Rewrite both files atomically (predictions first: a run in the results file always has its predicted sets)."""
-    write_atomic(pred_path, gzip.compress(json.dumps(predictions, separators=(",", ":")).encode(), mtime=0))
-    write_atomic(path, (json.dumps(results, indent=1) + "\n").encode())
+@contextlib.contextmanager
+def _locked(path: Path) -> Any:
+    """An exclusive lock beside ``path``, held while a process merges its runs into the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def save(
+    path: Path, results: dict[str, Any], pred_path: Path, predictions: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Merge ``results`` and ``predictions`` into both files and rewrite them atomically (predictions first: a run in
+    the results file always has its predicted sets); returns the merged pair.
+
+    Under a lock, the files are read again and only runs missing there are added, so two benchmark processes working
+    on different runs of one preset (``--dataset`` or ``--method`` filters) never drop each other's runs.
+    """
+    with _locked(path):
+        on_disk, disk_predictions = load_results(path), load_predictions(pred_path)
+        known = {run_key(r["dataset"], r["method"], r["backbone"], r["seed"]) for r in on_disk["runs"]}
+        merged = {**on_disk, **{k: v for k, v in results.items() if k != "runs"}}
+        merged["runs"] = on_disk["runs"] + [
+            r for r in results["runs"] if run_key(r["dataset"], r["method"], r["backbone"], r["seed"]) not in known
+        ]
+        for name in ("splits", "task_adapt"):
+            if isinstance(on_disk.get(name), dict) and isinstance(results.get(name), dict):
+                merged[name] = {**on_disk[name], **results[name]}
+        merged_predictions = {
+            "gold": {**disk_predictions["gold"], **predictions["gold"]},
+            "runs": {**predictions["runs"], **disk_predictions["runs"]},
+        }
+        write_atomic(pred_path, gzip.compress(json.dumps(merged_predictions, separators=(",", ":")).encode(), mtime=0))
+        write_atomic(path, (json.dumps(merged, indent=1) + "\n").encode())
+    return merged, merged_predictions
 
 
 def group_runs(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:

@@ -91,5 +91,5 @@ def run_benchmark(
         )
         results["runs"].append(record)
         predictions["runs"][run_key(dataset, method, backbone, seed)] = predicted
-        save(path, results, pred_path, predictions)
+        results, predictions = save(path, results, pred_path, predictions)
     return results

@@ -100,6 +100,24 @@ def _significance_table(rows: list[dict[str, Any]], preset: dict[str, Any], colu
     return _table(header, lines)
 
 
+def recipe_text(preset: dict[str, Any]) -> str:
+    """The training recipe of a preset in words (older results files have only ``lr``: one rate, constant)."""
+    lr, new, emb = preset["lr"], preset.get("lr_new"), preset.get("lr_embeddings")
+    if new is None and emb is None:
+        text = f"learning rate {lr:g} (Adam"
+    else:
+        text = f"learning rates {lr:g} for the backbone, {lr if new is None else new:g} for the new parameters"
+        text += f", {lr if emb is None else emb:g} for the word embeddings (Adam"
+    schedule, warmup = preset.get("schedule", "constant"), preset.get("warmup_ratio", 0.0)
+    text += f", {schedule}" + (f", {100 * warmup:g} % warm-up)" if warmup else ")")
+    if preset.get("attention_dropout") is not None:
+        text += f", attention dropout {preset['attention_dropout']:g}"
+    recipes = preset.get("recipes")
+    if recipes:
+        text += " (" + "; ".join(f"{METHOD_NAMES.get(m, m)}: {r}" for m, r in recipes.items()) + ")"
+    return text
+
+
 def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str, str]) -> str:
     """The generated markdown block (tables and figure links) for one preset."""
     preset = results["preset"]
@@ -107,7 +125,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
     out = []
     out.append(
         f"Preset `{preset['name']}`: backbones {', '.join(f'`{b}`' for b in preset['backbones'])}, max length "
-        f"{preset['max_length']}, batch {preset['batch_size']}, learning rate {preset['lr']:g} (Adam, constant), "
+        f"{preset['max_length']}, batch {preset['batch_size']}, {recipe_text(preset)}, "
         f"epochs {', '.join(f'{k} {v}' for k, v in preset['epochs'].items())} (best dev macro-F1 state kept), "
         f"seeds {', '.join(map(str, preset['seeds']))}. Scores are test F1 in %, mean ± sample std over seeds; "
         "classical baselines are deterministic (one run, `C` chosen on dev macro-F1). "

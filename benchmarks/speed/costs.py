@@ -52,6 +52,7 @@ def model_costs(quick: bool) -> dict[str, Any]:
     out["train_step_ratio_vs_backbone_mlm"] = round(seconds["hpt"] / seconds["backbone_mlm"], 3)
     out["head_gather_speedup"] = round(seconds["hpt_head_everywhere"] / seconds["hpt"], 3)
     del official, steps
+    out |= recipe_step_options(hierarchy, batches, repeats, quick)
 
     predictor = Predictor.from_pretrained(CHECKPOINT, device="cpu", batch_size=PREDICT_BATCH)
     test = news_texts("test", count=64 if quick else 256)
@@ -108,6 +109,37 @@ def model_costs(quick: bool) -> dict[str, Any]:
         "512 (HPTConfig's default, the paper's); at 128 most messages fill the window anyway"
     )
     return out
+
+
+def recipe_step_options(hierarchy: Any, batches: list[Any], repeats: int, quick: bool) -> dict[str, Any]:
+    """What two CPU options of the training recipe do to an HPT training step, interleaved on the same batches:
+    bf16 autocast (``TrainConfig.precision``) and attention dropout off (``HPTConfig.attention_dropout=0``).
+
+    Without bf16 instructions bf16 is emulated (about 17x slower than fp32 on the 2-core AMD EPYC here): it is then
+    timed with one call after one warm-up, and left out of a quick run."""
+    import torch
+
+    from hpt_core.device import native_bf16
+
+    torch.manual_seed(0)
+    plain, no_dropout = hpt_model(hierarchy), hpt_model(hierarchy, attention_dropout=0.0)
+    fp32_step, no_dropout_step = hpt_step_fn(plain, batches), hpt_step_fn(no_dropout, batches)
+
+    def bf16_step() -> None:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            fp32_step()
+
+    native = native_bf16(torch.device("cpu"))
+    fns = {"fp32": fp32_step, "attention_dropout_0": no_dropout_step} | ({"bf16_autocast": bf16_step} if native else {})
+    seconds = interleaved(fns, repeats)
+    if not native and not quick:
+        seconds |= interleaved({"bf16_autocast": bf16_step}, repeats=1)
+    print(f"recipe step options (s): {seconds}", flush=True)
+    return {
+        "train_step_options_seconds": {k: round(v, 4) for k, v in seconds.items()},
+        "train_step_options_speedup": {k: round(seconds["fp32"] / v, 3) for k, v in seconds.items() if k != "fp32"},
+        "cpu_native_bf16": native,
+    }
 
 
 def profile_step(path: Path) -> str:
