@@ -2,7 +2,8 @@
 
 Entry points: ``HPTConfig``/``HPTModel`` (every variant of the paper as flags), ``train`` (one loop), ``Predictor``,
 ``nearest_words``/``label_word_map`` (explanations), ``load_dataset``/``validate`` (data), ``evaluate_sets``
-(metrics). Importing this package does not import torch-heavy submodules until they are used.
+(metrics), ``fit_sentence_baseline``/``duel_verdict``/``duel_table`` (the frozen-embedding baseline beside HPT).
+Importing this package does not import torch-heavy submodules until they are used.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ _EXPORTS = {
     "Prediction": "hpt_core.predict",
     "nearest_words": "hpt_core.explain",
     "label_word_map": "hpt_core.explain",
+    "SentenceBaselineResult": "hpt_core.sentence_baseline",
+    "embed_texts": "hpt_core.sentence_baseline",
+    "fit_sentence_baseline": "hpt_core.sentence_baseline",
+    "duel_verdict": "hpt_core.sentence_baseline",
+    "duel_table": "hpt_core.sentence_baseline",
 }
 
 __all__ = sorted(_EXPORTS)

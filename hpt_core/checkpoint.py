@@ -12,7 +12,8 @@ Layout::
                          ``hpt_core.label_names``)
     tokenizer files      written by the tokenizer's save_pretrained
     train_config.json    the run's TrainConfig (when given)
-    metrics.json         evaluation reports (when given), fractions 0–1
+    metrics.json         evaluation reports (when given), fractions 0–1; "sentence_baseline" holds the frozen-
+                         embedding baseline fitted on the same splits (``add_sentence_baseline``), when there is one
     README.md            model card
 
 Writes are atomic (``hpt_core.atomic``): an interrupted save never leaves a half-written checkpoint, and an existing
@@ -24,7 +25,8 @@ the model from those parts and has ``SavedCheckpoint.load_weights`` fill it in.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -36,7 +38,7 @@ from torch import nn
 from hpt_core.atomic import atomic_directory
 from hpt_core.errors import CheckpointError, ConfigError, HierarchyError
 from hpt_core.hierarchy import LabelHierarchy
-from hpt_core.model_card import render_model_card
+from hpt_core.model_card import render_model_card, with_baseline_section
 from hpt_core.weights import (
     add_delta_base,
     storage_base,
@@ -51,6 +53,7 @@ __all__ = [
     "read_checkpoint",
     "SavedCheckpoint",
     "read_metrics",
+    "add_sentence_baseline",
     "CHECKPOINT_FORMAT",
     "REQUIRED_FILES",
 ]
@@ -147,6 +150,35 @@ def read_metrics(directory: str | Path) -> dict[str, Any] | None:
     """The checkpoint's ``metrics.json``, or ``None`` when it has none."""
     path = Path(directory) / "metrics.json"
     return _read_json(path) if path.is_file() else None
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary sibling renamed into place (a reader never sees half a file)."""
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)
+
+
+def add_sentence_baseline(directory: str | Path, baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a frozen-embedding baseline fitted on the checkpoint's splits (``SentenceBaselineResult.to_dict()``)
+    in a saved checkpoint: it becomes ``metrics.json``'s ``"sentence_baseline"`` entry, and the model card's
+    comparison section is added (or replaced). Returns the updated metrics.
+
+    ``save_checkpoint`` renders the same section when its ``metrics`` already hold that entry.
+    """
+    root = Path(directory)
+    missing = [name for name in REQUIRED_FILES if not (root / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{root} is not a complete HPT checkpoint (missing {', '.join(missing)}).")
+    metrics = read_metrics(root) or {}
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{root}/metrics.json holds a {type(metrics).__name__}, expected a JSON object.")
+    metrics["sentence_baseline"] = dict(baseline)
+    _replace_text(root / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    card = root / "README.md"
+    if card.is_file():
+        _replace_text(card, with_baseline_section(card.read_text(encoding="utf-8"), metrics))
+    return metrics
 
 
 @dataclass

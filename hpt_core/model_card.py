@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from hpt_core.sentence_baseline import duel_table, duel_verdict
 
 if TYPE_CHECKING:
     from hpt_core.model import HPTModel
 
-__all__ = ["render_model_card"]
+__all__ = ["render_model_card", "baseline_section", "with_baseline_section", "BASELINE_HEADING"]
+
+BASELINE_HEADING = "## Compared with a frozen-embedding baseline"
+_LOAD_HEADING = "## How to load"
 
 
 def _pct(value: Any) -> str:
@@ -59,8 +65,9 @@ def render_model_card(
                     f"{_pct(report.get('macro_f1'))} |"
                 )
         lines += ["", "Per-depth and per-label figures are in `metrics.json` (fractions 0–1).", ""]
+    lines += baseline_section(metrics)
     lines += [
-        "## How to load",
+        _LOAD_HEADING,
         "",
         "```python",
         "from hpt_core import Predictor",
@@ -74,6 +81,55 @@ def render_model_card(
         "",
         _STORAGE.get(weights, "").format(backbone=cfg.backbone),
     ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def baseline_section(metrics: Mapping[str, Any] | None) -> list[str]:
+    """The card's comparison with the frozen-embedding baseline, as markdown lines: empty unless ``metrics`` has a
+    ``"sentence_baseline"`` entry (``SentenceBaselineResult.to_dict()``)."""
+    baseline = (metrics or {}).get("sentence_baseline")
+    if not isinstance(baseline, Mapping):
+        return []
+    c = baseline.get("c")
+    chosen = f"`C` = {c:g} chosen on {baseline.get('chosen_on', 'dev')} macro-F1" if c is not None else "no `C` chosen"
+    lines = [
+        BASELINE_HEADING,
+        "",
+        f"The same splits, classified by a cheaper model ({baseline.get('name', 'a frozen-embedding baseline')}): "
+        f"mean-pooled embeddings of the first {baseline.get('max_length', '?')} tokens from the frozen "
+        f"`{baseline.get('backbone', '?')}` encoder, then a logistic regression over the deepest labels ({chosen}; "
+        f"{baseline.get('seconds', '?')} s in all, nothing fine-tuned).",
+        "",
+    ]
+    if baseline.get("note"):
+        lines += [str(baseline["note"]), ""]
+    rows = [row for row in duel_table(metrics or {}, baseline) if row["depth"] is None]
+    if rows:
+        lines += [
+            "| split | HPT micro-F1 | HPT macro-F1 | baseline micro-F1 | baseline macro-F1 |",
+            "|---|---|---|---|---|",
+        ]
+        for row in rows:
+            scores = (row[f"{m}_{a}_f1"] for m in ("hpt", "baseline") for a in ("micro", "macro"))
+            lines.append(f"| {row['split']} | " + " | ".join(_pct(v) for v in scores) + " |")
+        lines.append("")
+    return lines + [f"**Verdict:** {duel_verdict(metrics or {}, baseline)}", ""]
+
+
+def with_baseline_section(card: str, metrics: Mapping[str, Any] | None) -> str:
+    """``card`` (a rendered model card) with its baseline comparison replaced by ``baseline_section(metrics)``: in
+    place of an earlier one, else before "How to load", else at the end."""
+    lines = card.rstrip("\n").split("\n")
+    if BASELINE_HEADING in lines:
+        start = lines.index(BASELINE_HEADING)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        del lines[start:end]
+    else:
+        start = lines.index(_LOAD_HEADING) if _LOAD_HEADING in lines else len(lines)
+        if start == len(lines) and lines and lines[-1]:
+            lines.append("")
+            start += 1
+    lines[start:start] = baseline_section(metrics)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -1,5 +1,7 @@
 """The classical and sentence-embedding baselines: TF-IDF + logistic regression (flat or hiclass's local classifier
-per parent node), frozen sentence embeddings + logistic regression, and SetFit; ``C`` is always chosen on dev."""
+per parent node), frozen sentence embeddings + logistic regression (the library's ``hpt_core.sentence_baseline``, the
+app's duel baseline), and SetFit; ``C`` is always chosen on dev. Every flat logistic regression over leaf labels is
+the library's ``fit_leaf_classifier``."""
 
 from __future__ import annotations
 
@@ -10,44 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 from hiclass import LocalClassifierPerParentNode
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.quality.presets import Preset
 from benchmarks.quality.results import run_record
-from hpt_core.backbones import load_backbone, resolve_backbone
-from hpt_core.data import Dataset
+from hpt_core.backbones import resolve_backbone
 from hpt_core.finetune import Splits
 from hpt_core.metrics import evaluate_sets
-
-
-def _leaf_targets(dataset: Dataset) -> list[int]:
-    """The deepest label of each document (both datasets are single-path)."""
-    depth_of = dataset.hierarchy.depth_of
-    return [max(d.labels, key=lambda i: (depth_of[i], -i)) for d in dataset.documents]
-
-
-def _with_ancestors(labels: list[int], dataset: Dataset) -> list[list[int]]:
-    return [dataset.hierarchy.closure([label]) for label in labels]
-
-
-def _embed(texts: list[str], tokenizer: Any, encoder: Any, max_length: int, batch_size: int = 64) -> np.ndarray:
-    """Mean-pooled, L2-normalised last-layer states of ``encoder`` ``(N, H)`` (sentence-embedding style)."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer(
-                [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            )
-            states = encoder(**enc).last_hidden_state  # (B, T, H)
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-    return out
+from hpt_core.sentence_baseline import fit_leaf_classifier, fit_sentence_baseline, leaf_targets
 
 
 def run_classical(
@@ -55,20 +29,17 @@ def run_classical(
 ) -> tuple[dict[str, Any], list[list[int]]]:
     """TF-IDF + logistic regression (flat over leaves, or hiclass's local classifier per parent node) or frozen
     sentence embeddings + logistic regression. ``C`` is chosen on dev macro-F1 from ``preset.lr_grid``."""
+    if method == "emb-lr":
+        return _run_sentence_baseline(splits, backbone, preset, log)
     started = time.perf_counter()
     texts = {part: [d.text for d in getattr(splits, part).documents] for part in ("train", "dev", "test")}
-    if method == "emb-lr":
-        tokenizer, model = load_backbone(backbone)
-        encoder = model.base_model.eval()
-        features = {part: _embed(t, tokenizer, encoder, preset.max_length) for part, t in texts.items()}
-    else:
-        vectorizer = TfidfVectorizer(
-            sublinear_tf=True, min_df=2 if len(texts["train"]) > 50 else 1, ngram_range=(1, 2), max_features=100_000
-        )
-        features = {"train": vectorizer.fit_transform(texts["train"])}
-        features |= {part: vectorizer.transform(texts[part]) for part in ("dev", "test")}
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True, min_df=2 if len(texts["train"]) > 50 else 1, ngram_range=(1, 2), max_features=100_000
+    )
+    features = {"train": vectorizer.fit_transform(texts["train"])}
+    features |= {part: vectorizer.transform(texts[part]) for part in ("dev", "test")}
     hierarchy = splits.train.hierarchy
-    leaves = _leaf_targets(splits.train)
+    leaves = leaf_targets(splits.train)
     flat = _flat_lr(features, splits)
 
     def fit_predict(c: float, part: str) -> list[list[int]]:
@@ -88,15 +59,32 @@ def run_classical(
     return _select_c(fit_predict, splits, preset, log, started)
 
 
+def _run_sentence_baseline(
+    splits: Splits, backbone: str, preset: Preset, log: Callable[[str], None]
+) -> tuple[dict[str, Any], list[list[int]]]:
+    """Frozen sentence embeddings + logistic regression: ``hpt_core.sentence_baseline.fit_sentence_baseline``."""
+    result = fit_sentence_baseline(splits, backbone, preset.max_length, preset.lr_grid)
+    for c, macro in result.c_scores.items():
+        log(f"  C={c:g}: dev macro-F1 {100 * macro:.2f} %")
+    if result.dev is None or result.test is None:
+        raise SystemExit("emb-lr needs dev and test documents to choose C and report test metrics.")
+    record = run_record(
+        result.test,
+        train_seconds=round(result.seconds, 1),
+        steps=0,
+        best_c=result.c,
+        dev_macro_f1=result.dev.macro_f1,
+        dev_micro_f1=result.dev.micro_f1,
+    )
+    return record, result.test_predicted
+
+
 def _flat_lr(features: dict[str, Any], splits: Splits) -> Callable[[float, str], list[list[int]]]:
     """``fit_predict(C, part)``: logistic regression over leaf labels on ``features`` (train/dev/test rows), the
-    predicted leaf with its ancestors."""
-    leaves = _leaf_targets(splits.train)
+    predicted leaf with its ancestors (``hpt_core.sentence_baseline.fit_leaf_classifier``)."""
 
     def fit_predict(c: float, part: str) -> list[list[int]]:
-        model = LogisticRegression(C=c, max_iter=2000)
-        model.fit(features["train"], leaves)
-        return _with_ancestors([int(x) for x in model.predict(features[part])], splits.train)
+        return fit_leaf_classifier(features["train"], splits.train, c)(features[part])
 
     return fit_predict
 
@@ -160,7 +148,7 @@ def run_setfit(
         # only SetFit's contrastive phase: its own head (logistic regression, scikit-learn's default C = 1) is replaced
         # by one with C chosen on dev macro-F1 from the same grid as ``emb-lr``, so the two differ only by this phase
         texts = [d.text for d in splits.train.documents]
-        Trainer(model=model, args=args).train_embeddings(texts, _leaf_targets(splits.train))
+        Trainer(model=model, args=args).train_embeddings(texts, leaf_targets(splits.train))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     body = model.model_body
