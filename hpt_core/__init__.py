@@ -2,7 +2,7 @@
 
 Entry points: ``HPTConfig``/``HPTModel`` (every variant of the paper as flags), ``train`` (one loop), ``Predictor``,
 ``nearest_words``/``label_word_map`` (explanations), ``load_dataset``/``validate`` (data), ``evaluate_sets``
-(metrics), ``fit_sentence_baseline``/``duel_verdict``/``duel_table`` (the frozen-embedding baseline beside HPT).
+(metrics), ``load_label_names``/``readable_name`` (label names), ``fit_sentence_baseline``/``duel_verdict``/``duel_table`` (the frozen-embedding baseline beside HPT).
 Importing this package does not import torch-heavy submodules until they are used.
 """
 
@@ -47,6 +47,8 @@ _EXPORTS = {
     "fit_sentence_baseline": "hpt_core.sentence_baseline",
     "duel_verdict": "hpt_core.sentence_baseline",
     "duel_table": "hpt_core.sentence_baseline",
+    "load_label_names": "hpt_core.label_names",
+    "readable_name": "hpt_core.label_names",
 }
 
 __all__ = sorted(_EXPORTS)
