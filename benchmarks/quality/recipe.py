@@ -102,7 +102,11 @@ def merged_results(chosen: dict[str, str], directory: Path = RESULTS) -> tuple[d
                 runs.append(r | {"recipe": recipe})
                 predictions["runs"][key] = stored[key]
     preset = recipe_preset(chosen.get("hpt", "one rate")).to_dict()
-    preset |= {"name": "cpu-recipe", "backbones": [primary], "recipes": chosen}
+    seeds = sorted({r["seed"] for r in runs if r["method"] in chosen})
+    sources = [results_path(BASE).name] + [
+        results_path(recipe_preset(r).name).name for r in sorted(set(chosen.values()))
+    ]
+    preset |= {"name": "cpu-recipe", "backbones": [primary], "recipes": chosen, "seeds": seeds, "sources": sources}
     results = {"runs": runs, "preset": preset, "splits": base.get("splits", {}), "environment": base.get("environment")}
     return results, predictions
 
@@ -188,7 +192,9 @@ def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[s
         "`TrainConfig.lr_new`, the learning rate of the parameters a method adds to the backbone (HPT: label words, "
         "template words, `[PRED]`, graph, biases; fine-tune: its classifier). Commands: "
         "`python -m benchmarks.quality --recipe-search`, or one candidate with "
-        "`python -m benchmarks.quality --set lr_new=0.001 --method hpt`.\n",
+        "`python -m benchmarks.quality --set lr_new=0.001 --method hpt`. Train seconds of the candidates were measured "
+        "with two runs in parallel (one thread each) beside other work, so they are 2-4 times the time of a run "
+        "alone.\n",
         search_table(rows, chosen),
         "",
     ]

@@ -114,7 +114,7 @@ def recipe_text(preset: dict[str, Any]) -> str:
         text += f", attention dropout {preset['attention_dropout']:g}"
     recipes = preset.get("recipes")
     if recipes:
-        text += " (" + "; ".join(f"{METHOD_NAMES.get(m, m)}: {r}" for m, r in recipes.items()) + ")"
+        text += "; recipe per method: " + "; ".join(f"{METHOD_NAMES.get(m, m)}: {r}" for m, r in recipes.items())
     return text
 
 
@@ -131,7 +131,13 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         "classical baselines are deterministic (one run, `C` chosen on dev macro-F1). "
         f"SetFit: {preset.get('setfit_iterations', 1)} contrastive pair(s) per training text and side, one epoch at "
         "the same batch and length, then the same dev-chosen logistic regression as the embeddings baseline. "
-        f"{len(results['runs'])} runs in `benchmarks/results/quality-{preset['name']}.json`."
+        + (
+            f"{len(results['runs'])} runs from "
+            + ", ".join(f"`benchmarks/results/{f}`" for f in preset["sources"])
+            + "."
+            if preset.get("sources")
+            else f"{len(results['runs'])} runs in `benchmarks/results/quality-{preset['name']}.json`."
+        )
     )
     env = results.get("environment", {})
     if env:
