@@ -25,7 +25,7 @@ from dataclasses import replace
 from benchmarks.common import ROOT
 from benchmarks.quality.methods import DATASETS
 from benchmarks.quality.presets import PRESETS, preset_variant
-from benchmarks.quality.recipe import run_search, write_recipe_report
+from benchmarks.quality.recipe import candidate_names, run_search, write_recipe_report
 from benchmarks.quality.report import write_report
 from benchmarks.quality.results import predictions_path, results_path
 from benchmarks.quality.run import run_benchmark
@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.report:
         run_benchmark(preset, max_runs=args.max_runs, only=only, log=log)
-    written = write_report(results_path(preset.name), predictions_path(preset.name))
+    if preset.name in candidate_names():  # a recipe candidate's runs are reported in the recipe block
+        written = write_recipe_report()
+    else:
+        written = write_report(results_path(preset.name), predictions_path(preset.name))
     log("wrote " + ", ".join(str(p.relative_to(ROOT)) for p in written))
     return 0
 

@@ -42,6 +42,11 @@ def recipe_preset(recipe: str) -> Preset:
     return preset_variant(PRESETS[BASE], list(changes)) if changes else PRESETS[BASE]
 
 
+def candidate_names() -> set[str]:
+    """The preset names of the candidates other than the base preset (their results files)."""
+    return {recipe_preset(r).name for r, changes in RECIPES.items() if changes}
+
+
 def _runs(recipe: str, directory: Path) -> list[dict[str, Any]]:
     return load_results(results_path(recipe_preset(recipe).name, directory))["runs"]
 
