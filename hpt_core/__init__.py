@@ -2,8 +2,9 @@
 
 Entry points: ``HPTConfig``/``HPTModel`` (every variant of the paper as flags), ``train`` (one loop), ``Predictor``,
 ``nearest_words``/``label_word_map`` (explanations), ``load_dataset``/``validate`` (data), ``evaluate_sets``
-(metrics), ``load_label_names``/``readable_name`` (label names), ``fit_sentence_baseline``/``duel_verdict``/``duel_table`` (the frozen-embedding baseline beside HPT).
-Importing this package does not import torch-heavy submodules until they are used.
+(metrics), ``load_label_names``/``readable_name`` (label names), ``fit_sentence_baseline``/``duel_verdict``/
+``duel_table`` (the frozen-embedding baseline beside HPT). Importing this package does not import torch-heavy
+submodules until they are used.
 """
 
 from __future__ import annotations

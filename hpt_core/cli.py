@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,17 @@ def _processes_note(batch_size: int) -> None:
         _info(f"Processes: {n} (DDP); the batch of {batch_size} is split across them, ~{batch_size / n:g} each.")
 
 
-def _progress_log(path: str | None) -> Callable[[Any], None]:
-    """``--log-file``: every progress event as one JSON line (started empty); a no-op without a path."""
+def _progress_log(path: str | None, append: bool = False) -> Callable[[Any], None]:
+    """``--log-file``: every progress event as one JSON line (started empty, or continued when ``append``); a no-op
+    without a path."""
     if path is None:
         return lambda event: None
     if Path(path).is_dir():
         raise UserError(f"--log-file {path} is a directory; give a file path such as runs/train-events.jsonl.")
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text("", encoding="utf-8")
+        with open(path, "a" if append else "w", encoding="utf-8"):
+            pass
     except OSError as e:
         raise UserError(f"Cannot write --log-file {path}: {e.strerror or e}; choose a writable file path.") from e
 
@@ -198,16 +201,26 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    import threading
+
     from tqdm import tqdm
 
     from hpt_core.backbones import load_backbone
     from hpt_core.data import read_texts
     from hpt_core.distributed import current
-    from hpt_core.pretrain import pretrain, save_backbone
+    from hpt_core.pretrain import PRETRAIN_DEFAULTS, ResumeConfig, pretrain, save_backbone
+    from hpt_core.resume import has_state, remove_state, resume_directory, stop_on_signals
     from hpt_core.training import TrainConfig
 
+    state_dir = resume_directory(args.out)
+    resuming = args.resume and has_state(state_dir)
+    _check_resume_state(args, state_dir)
     out = _output_directory(args)
-    config = config_from_args(TrainConfig, args, {"optimizer": "adamw"})  # PRETRAIN_DEFAULTS, then the flags
+    # PRETRAIN_DEFAULTS (the flags' defaults; the schedule, which has no flag here, as a preset), then the flags
+    fixed = {k: PRETRAIN_DEFAULTS[k] for k in ("schedule", "warmup_ratio")}
+    config = config_from_args(TrainConfig, args, {"optimizer": "adamw"} | fixed)
+    resume = config_from_args(ResumeConfig, args)
+    saving = args.resume or resume.save_every is not None  # the run keeps a resume state in state_dir
     texts: list[str] = []
     for file in args.data:
         texts += read_texts(file)
@@ -216,22 +229,49 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     tokenizer, backbone = load_backbone(args.backbone)
     _info(f"Re-warming {args.backbone} on {len(texts)} texts (length {args.max_length}, batch {config.batch_size}).")
     _processes_note(config.batch_size)
+    if resuming:
+        _info(f"Resuming from the state saved in {state_dir}.")
+    elif args.resume:
+        _info(f"No resume state in {state_dir}; starting from step 0.")
     bar = tqdm(total=None, desc="pretrain", unit="step", file=sys.stderr, dynamic_ncols=True, disable=not _is_main())
-    log = _progress_log(args.log_file if _is_main() else None)
+    log = _progress_log(args.log_file if _is_main() else None, append=resuming)
 
     def progress(event: Any) -> None:  # called on the main process only
         log(event)
         bar.total = event.total_steps
         if event.phase == "train":
-            bar.update(1)
+            bar.update(event.step - bar.n)  # a resumed run starts at its saved step
             bar.set_postfix(loss=f"{event.loss:.3f}", refresh=False)
         else:
             bar.write(f"step {event.step}: {event.message}", file=sys.stderr)
 
-    result = pretrain(
-        backbone, tokenizer, texts, config, max_length=args.max_length, whole_word=args.whole_word, callback=progress
-    )
+    cancel = threading.Event()
+    try:
+        with stop_on_signals(cancel) if saving else nullcontext(cancel):  # SIGTERM/Ctrl-C: save the state, stop
+            result = pretrain(
+                backbone,
+                tokenizer,
+                texts,
+                config,
+                max_length=args.max_length,
+                whole_word=args.whole_word,
+                callback=progress,
+                cancel=cancel,
+                resume_dir=state_dir if saving else None,
+                save_every=resume.save_every,
+            )
+    except KeyboardInterrupt:  # a second Ctrl-C: no time to save, but the last periodic state is still there
+        if not (saving and has_state(state_dir)):
+            raise
+        _info(f"interrupted; {state_dir} holds the last saved state: rerun the same command with --resume.")
+        return 130
     bar.close()
+    if result.cancelled:
+        _info(
+            f"Stopped at step {result.steps}; the training state is saved in {state_dir}: rerun the same command "
+            "with --resume to continue."
+        )
+        return 130
     provenance = {
         "command": "python -m hpt_core pretrain " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else []),
         "backbone": args.backbone,
@@ -248,10 +288,33 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         )
     )
     if _is_main():
+        if saving and not resume.keep_resume_state:
+            remove_state(state_dir)  # only now: a kill before the save above still finds the state
         summary = {k: v for k, v in result.to_dict().items() if k != "history"} | {"out": str(out)}
         _note(f"Saved the re-warmed backbone to {out}; use it with --backbone {out}.")
         _print_json(summary)
     return 0
+
+
+def _check_resume_state(args: argparse.Namespace, state_dir: Path) -> None:
+    """Refuse to start over a resume state without ``--resume``, and to resume into a finished output."""
+    from hpt_core.resume import has_state, read_info
+
+    out = Path(args.out)
+    finished = (out / "pretrain.json").is_file()
+    if has_state(state_dir) and not args.resume:
+        info = read_info(state_dir)
+        whose = f"kept from the finished run in {out}" if finished else "of an unfinished run"
+        raise UserError(
+            f"{state_dir} holds the training state {whose} (step {info.get('step')} of {info.get('total')}); pass "
+            "--resume to continue it, or delete that folder to start over."
+        )
+    if args.resume and not args.overwrite and out.is_dir() and any(out.iterdir()):
+        what = "a finished backbone" if finished else "files"
+        raise UserError(
+            f"{out} already holds {what}; --resume only continues an unfinished run: choose a new --out, or pass "
+            "--overwrite to train again and replace it."
+        )
 
 
 def _output_directory(args: argparse.Namespace) -> Path:
@@ -340,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Here, not at the top: the model modules import torch, which ``validate`` (and ``--help``) need not wait for.
     from hpt_core.model import ABLATIONS, VARIANTS, HPTConfig
     from hpt_core.predict import RULES
-    from hpt_core.pretrain import PRETRAIN_DEFAULTS
+    from hpt_core.pretrain import PRETRAIN_DEFAULTS, ResumeConfig
     from hpt_core.training import RECIPES, TrainConfig
 
     parser = argparse.ArgumentParser(
@@ -419,7 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--whole-word", action="store_true", help="mask whole words instead of single wordpieces")
     p.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16 (half the size)")
-    p.add_argument("--log-file", help=LOG_FILE_HELP)
+    add_config_arguments(p, ResumeConfig)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run saved in OUT.resume/ (give the same settings; a difference is refused); "
+        "starts from step 0 when there is none, so the same command can be relaunched after a stop",
+    )
+    p.add_argument("--log-file", help=LOG_FILE_HELP + " (continued on --resume)")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a labelled file")

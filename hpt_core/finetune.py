@@ -246,8 +246,8 @@ def adapt_backbone(
 
 def adaptation_config(steps: int, **settings: Any) -> TrainConfig:
     """The ``TrainConfig`` of ``adapt_backbone``: bounded by ``steps`` alone (checked as ``max_steps``), with the
-    pretraining batch size, learning rate and seed; ``settings`` override any field."""
-    values = {k: PRETRAIN_DEFAULTS[k] for k in ("batch_size", "lr", "seed")}
+    pretraining batch size, learning rate, schedule and seed; ``settings`` override any field."""
+    values = {k: PRETRAIN_DEFAULTS[k] for k in ("batch_size", "lr", "seed", "schedule", "warmup_ratio")}
     return TrainConfig(**(values | {"epochs": 10_000, "patience": steps} | settings | {"max_steps": steps}))
 
 

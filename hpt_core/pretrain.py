@@ -9,10 +9,16 @@ best state. ``PRETRAIN_DEFAULTS`` are the run's defaults (``pretrain_config()`` 
     tokenizer, backbone = load_backbone("minilm-l6")
     result = pretrain(backbone, tokenizer, texts, pretrain_config(max_steps=2000), max_length=128)
     save_backbone(backbone, tokenizer, "checkpoints/minilm-l6-mlm", result, fp16=True)
+
+A long run survives being killed: with ``resume_dir`` (``resume.resume_directory(out)``, the sibling
+``<out>.resume``) and ``save_every``, the whole loop state is saved there every N steps, and the same call on a
+freshly loaded backbone continues from it (refused, listing the differences, when the settings differ). Remove it
+(``resume.remove_state``) once the backbone is saved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -27,9 +33,11 @@ from torch import nn
 
 from hpt_core.atomic import atomic_directory
 from hpt_core.backbones import mlm_head_decoder, mlm_head_transform
+from hpt_core.configs import AT_LEAST_ONE, ConfigBase, check_config, setting
 from hpt_core.distributed import current
 from hpt_core.errors import ConfigError
 from hpt_core.losses import mask_tokens, mlm_loss
+from hpt_core.resume import Checkpointing, differences, has_state, read_info, read_state, write_state
 from hpt_core.template import PromptTemplate, TemplateBatch
 from hpt_core.training import Evaluation, TrainConfig, TrainProgress, fit
 
@@ -38,7 +46,9 @@ __all__ = [
     "MaskedLMOutput",
     "PretrainResult",
     "PRETRAIN_DEFAULTS",
+    "ResumeConfig",
     "pretrain_config",
+    "run_settings",
     "pretrain",
     "masked_accuracy",
     "save_backbone",
@@ -51,11 +61,31 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 100,  # an upper bound; max_steps usually ends first
     "batch_size": 16,
     "lr": 1e-4,
+    "schedule": "constant",  # the shipped backbone's re-warming; prompt tuning's default recipe decays
+    "warmup_ratio": 0.0,
     "seed": 0,
     "eval_every": 200,  # held-out masked top-1 every N steps
     "patience": 1000,  # evaluations without gain before stopping
     "max_length": 128,
 }
+
+
+@dataclass
+class ResumeConfig(ConfigBase):
+    """How a re-warming run saves its resumable state (``pretrain --save-every``, ``--keep-resume-state``)."""
+
+    save_every: int | None = setting(
+        None,
+        "save the whole training state to OUT.resume/ every N steps (replacing the previous one), so that the same "
+        "command with --resume continues after a kill; off by default",
+        check=AT_LEAST_ONE,
+    )
+    keep_resume_state: bool = setting(
+        False, "keep OUT.resume/ (the state at the end of training) once the backbone is saved; removed by default"
+    )
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclass
@@ -173,6 +203,7 @@ class PretrainResult:
     heldout_texts: int
     history: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
+    resumed_from_step: int | None = None  # the saved step this run continued from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,6 +223,51 @@ def _heldout_split(texts: list[str], seed: int) -> tuple[list[str], list[str]]:
     return [texts[i] for i in order[n_held:]], held
 
 
+def _weights_digest(module: nn.Module) -> str:
+    """sha256 of the module's state (names, dtypes, shapes, bytes): which backbone a run started from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}:{data.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_settings(
+    backbone: nn.Module,
+    config: TrainConfig,
+    texts: list[str],
+    max_length: int,
+    probability: float = 0.15,
+    whole_word: bool = False,
+) -> dict[str, Any]:
+    """What a resumed run must share with the saved one: every ``TrainConfig`` field but ``device`` (where it runs),
+    the masking, and fingerprints of the texts and of the starting weights (JSON-ready)."""
+    texts_digest = hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
+    return {k: v for k, v in config.to_dict().items() if k != "device"} | {
+        "max_length": max_length,
+        "probability": probability,
+        "whole_word": whole_word,
+        "texts": f"{len(texts)} texts, sha256 {texts_digest[:16]}",
+        "backbone_weights": f"sha256 {_weights_digest(backbone)[:16]}",
+    }
+
+
+def _saved_run(directory: Path, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The state and info saved in ``directory`` (``None`` when it holds none); ``ConfigError`` when saved with other
+    settings."""
+    if not has_state(directory):
+        return None
+    info = read_info(directory)
+    problems = differences(info.get("settings", {}), settings)
+    if problems:
+        raise ConfigError(
+            f"The resume state in {directory} (step {info.get('step')} of {info.get('total')}) was saved with other "
+            f"settings: {'; '.join(problems)}. Rerun with the saved settings, or delete {directory} to start over."
+        )
+    return read_state(directory), info
+
+
 def pretrain(
     backbone: nn.Module,
     tokenizer: Any,
@@ -202,17 +278,41 @@ def pretrain(
     whole_word: bool = False,
     callback: Callable[[TrainProgress], None] | None = None,
     cancel: threading.Event | None = None,
+    resume_dir: str | Path | None = None,
+    save_every: int | None = None,
 ) -> PretrainResult:
     """Continue masked-LM training of ``backbone`` in place on ``texts``; keeps the state with the best held-out
-    masked top-1 (5 % of the texts, at most 500, held out when there are at least 20)."""
+    masked top-1 (5 % of the texts, at most 500, held out when there are at least 20).
+
+    With ``resume_dir``, the training state is saved there every ``save_every`` steps, on ``cancel`` and at the end
+    of training, and a state already there is continued from (same texts, starting weights and settings; a
+    ``ConfigError`` lists what differs): on the CPU in fp32 the result is the uninterrupted run's, bitwise.
+    """
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise ConfigError("No texts to pretrain on; give at least one non-empty text.")
     train_texts, held = _heldout_split(texts, config.seed)
     objective = MaskedLMObjective(backbone, tokenizer, max_length, probability, whole_word)
     dist = current()  # under accelerate launch: held-out scores on the main process, shared with the others
-    before = dist.on_main(lambda: masked_accuracy(objective, held, config.eval_batch_size, config.seed))
+    ResumeConfig(save_every=save_every)  # checks it
+    state, info, settings = None, None, {}
+    if resume_dir is not None:
+        settings = run_settings(backbone, config, texts, max_length, probability, whole_word)
+        state, info = _saved_run(Path(resume_dir), settings) or (None, None)
     last_loss: list[float] = []
+    if info is None:
+        before = dist.on_main(lambda: masked_accuracy(objective, held, config.eval_batch_size, config.seed))
+    else:  # what the saved run measured before training, and its last loss
+        before = info["masked_top1_before"]
+        last_loss = [] if info["last_loss"] is None else [info["last_loss"]]
+
+    def save(loop_state: dict[str, Any]) -> None:
+        loop = loop_state["loop"]
+        summary = {"step": loop["step"], "total": loop["total"], "epoch": loop["epoch"], "settings": settings}
+        summary |= {"masked_top1_before": before, "last_loss": (last_loss or [None])[0], "history": loop["history"]}
+        write_state(Path(resume_dir), loop_state, summary)
+
+    checkpoint = Checkpointing(save_every, save, state) if resume_dir is not None else None
 
     def track(progress: TrainProgress) -> None:
         if progress.loss is not None:
@@ -230,7 +330,7 @@ def pretrain(
             yield objective.encode([train_texts[i] for i in order[start : start + config.batch_size]])
 
     steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)
-    result = fit(objective, batches, steps_per_epoch, evaluate if held else None, config, track, cancel)
+    result = fit(objective, batches, steps_per_epoch, evaluate if held else None, config, track, cancel, checkpoint)
 
     def final_scores() -> tuple[float, float | None]:
         return masked_accuracy(objective, held, config.eval_batch_size, config.seed), (last_loss or [None])[0]
@@ -246,6 +346,7 @@ def pretrain(
         heldout_texts=len(held),
         history=result.history,
         cancelled=result.cancelled,
+        resumed_from_step=info["step"] if info is not None else None,
     )
 
 

@@ -442,7 +442,8 @@ def test_train_code_faithful_applies_both_presets(capsys, wos_slice, tmp_path, t
     assert {k: provenance[k] for k in CODE_FAITHFUL_TRAINING} == CODE_FAITHFUL_TRAINING
     assert provenance["variant"] == "hpt (code-faithful)" and provenance["weight_decay"] == 0.01
     assert provenance["eval_batch_size"] == 8 and provenance["precision"] == "fp32"
-    assert (provenance["epochs"], provenance["lr"], provenance["patience"], provenance["seed"]) == (20, 3e-5, 6, 3)
+    assert (provenance["epochs"], provenance["lr"], provenance["patience"], provenance["seed"]) == (20, 1e-4, 6, 3)
+    assert (provenance["lr_new"], provenance["schedule"], provenance["warmup_ratio"]) == (3e-3, "linear", 0.1)
 
 
 def test_train_max_length_beyond_backbone_positions(capsys, wos_slice, tmp_path, tiny_backbone_dir):

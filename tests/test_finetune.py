@@ -165,7 +165,7 @@ def test_adapt_backbone_runs_every_step_and_saves_a_backbone(save_tiny_backbone,
     assert stopped.cancelled and not (tmp_path / "never").exists()
     # bounded by its steps alone: patience = steps, so no early stop unless asked; any TrainConfig field by name
     assert adaptation_config(12, batch_size=8, patience=6) == TrainConfig(
-        max_steps=12, epochs=10_000, batch_size=8, lr=1e-4, seed=0, patience=6
+        max_steps=12, epochs=10_000, batch_size=8, lr=1e-4, seed=0, patience=6, schedule="constant", warmup_ratio=0.0
     )
     with pytest.raises(ConfigError, match="max_steps must be at least 1, got 0"):  # checked once, by TrainConfig
         adapt_backbone(str(save_tiny_backbone()), texts, tmp_path / "x", steps=0)

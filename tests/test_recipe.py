@@ -87,7 +87,15 @@ def test_a_zero_rate_freezes_the_embeddings_even_under_weight_decay(make_model, 
     model = make_model(HPTConfig(max_length=64))
     before = snapshot(model)
     config = TrainConfig(
-        max_steps=2, batch_size=4, lr=1e-4, lr_new=1e-3, lr_embeddings=0.0, optimizer="adamw", weight_decay=0.1
+        max_steps=2,
+        batch_size=4,
+        lr=1e-4,
+        lr_new=1e-3,
+        lr_embeddings=0.0,
+        optimizer="adamw",
+        weight_decay=0.1,
+        schedule="constant",
+        warmup_ratio=0.0,
     )
     events: list[Any] = []
     result = train(model, tiny_train, tiny_train, config, events.append)
@@ -100,10 +108,10 @@ def test_a_zero_rate_freezes_the_embeddings_even_under_weight_decay(make_model, 
     assert result.history[-1]["lr"] == {"new": 1e-3, "backbone": 1e-4}  # a frozen group is not in the optimizer
 
 
-def test_defaults_give_every_group_the_one_rate(make_model, tiny_train):
+def test_the_paper_recipe_gives_every_group_the_one_rate(make_model, tiny_train):
     model = make_model(HPTConfig(max_length=64))
     before = snapshot(model)
-    train(model, tiny_train, None, TrainConfig(max_steps=1, batch_size=7, lr=1e-3))
+    train(model, tiny_train, None, TrainConfig(max_steps=1, batch_size=7, **(RECIPES["paper"] | {"lr": 1e-3})))
     assert all(move == pytest.approx(1e-3, rel=2e-2) for move in largest_moves(model, before).values())
 
 
@@ -296,3 +304,15 @@ def test_fp16_on_cpu_is_refused_before_training(make_model, tiny_train):
     with pytest.raises(ConfigError, match="precision fp16 is for GPUs; on the CPU use bf16"):
         train(model, tiny_train, None, TrainConfig(max_steps=1, device="cpu", precision="fp16"))
     assert largest_moves(model, before) == {"new": 0.0, "embeddings": 0.0, "backbone": 0.0}
+
+
+def test_the_defaults_are_the_cpu_recipe_and_pretraining_keeps_its_constant_rate():
+    from hpt_core.finetune import adaptation_config
+    from hpt_core.pretrain import pretrain_config
+
+    defaults = TrainConfig()
+    assert {k: getattr(defaults, k) for k in RECIPES["cpu"]} == RECIPES["cpu"]
+    assert (defaults.lr, defaults.lr_new, defaults.schedule, defaults.warmup_ratio) == (1e-4, 3e-3, "linear", 0.1)
+    # re-warming a backbone is not prompt tuning: one rate, no warm-up, no decay, as the shipped backbone was trained
+    for config in (pretrain_config(), adaptation_config(50)):
+        assert (config.schedule, config.warmup_ratio) == ("constant", 0.0)

@@ -20,6 +20,7 @@ from hpt_core.inference import evaluate_model, score_documents
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.training import (
     CODE_FAITHFUL_TRAINING,
+    RECIPES,
     EarlyStopper,
     Evaluation,
     TrainConfig,
@@ -196,7 +197,7 @@ def test_train_stops_after_patience_evaluations_without_gain(make_model, tiny_tr
     model = make_model(HPTConfig(max_length=64), tiny_tree, **NO_DROPOUT)
     events: list[TrainProgress] = []
     # lr 1e-9 moves no score across 0: the dev macro-F1 is flat, so only the first evaluation is a gain.
-    config = TrainConfig(lr=1e-9, batch_size=2, epochs=50, eval_every=1, patience=3)
+    config = TrainConfig(lr=1e-9, lr_new=None, batch_size=2, epochs=50, eval_every=1, patience=3)
     result = train(model, tiny_train, tiny_train, config, callback=events.append)
     macros = [h["dev_macro_f1"] for h in result.history]
     assert macros == [macros[0]] * 4
@@ -262,7 +263,8 @@ def test_cancel_before_start_trains_nothing(make_model, tiny_tree, tiny_train):
 def test_max_steps_and_progress_events(make_model, tiny_tree, tiny_train):
     model = make_model(HPTConfig(max_length=64), tiny_tree)
     events: list[TrainProgress] = []
-    result = train(model, tiny_train, tiny_train, TrainConfig(batch_size=2, epochs=20, max_steps=3), events.append)
+    config = TrainConfig(batch_size=2, epochs=20, max_steps=3, **RECIPES["paper"])  # one constant rate
+    result = train(model, tiny_train, tiny_train, config, events.append)
     assert result.steps == 3 and not result.stopped_early and not result.cancelled
     assert result.epochs_run == pytest.approx(3 / 4)  # 7 documents, batch 2: 4 steps per epoch
     train_events = [e for e in events if e.phase == "train"]
