@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import CHECKPOINTS, NEWS_20NG, RESULTS, data_file, write_json
+from benchmarks.common import CHECKPOINTS, NEWS_20NG, RESULTS, ROOT, data_file, write_json
 from benchmarks.quality.classical import run_classical
 from benchmarks.quality.presets import PRESETS
 from hpt_core.checkpoint import read_metrics
@@ -44,14 +44,16 @@ WEIGHTS = ("float16", "float16-delta", "mixed", "float32")
 SLICE = 200
 CHECK_DOCS = 1000
 
-# name -> (variant, settings); the same settings for both so the comparison in the app is fair.
+# name -> variant; the same settings for both so the comparison in the app is fair. The training recipe (learning
+# rates, schedule, patience) is the library's default one (``TrainConfig()``), the one `train` uses without flags.
 MODELS = {"20ng-hpt": "hpt", "20ng-finetune": "finetune"}
-SETTINGS: dict[str, Any] = {"backbone": "minilm-l6-mlm", "max_length": 128, "epochs": 1, "lr": 1e-4, "seed": 0}
+SETTINGS: dict[str, Any] = {"backbone": "minilm-l6-mlm", "max_length": 128, "epochs": 1, "seed": 0, "eval_every": 200}
+LABEL_NAMES = ROOT / "assets" / "label-names" / "20ng.tsv"  # readable names the label words start from
 EQUIVALENT_CLI = (
-    "python -m hpt_core train --data ../shared/data/20newsgroups/20news-bydate.jsonl.gz "
-    "--hierarchy ../shared/data/20newsgroups/20ng.taxonomy --strip-newsgroup-headers --variant {variant} "
-    "--backbone {backbone} --max-length {max_length} --epochs {epochs} --lr {lr:g} --seed {seed} --weights {weights} "
-    "--out checkpoints/{name}"
+    "python -m hpt_core train --data $HPT_STUDIO_DATA/20newsgroups/20news-bydate.jsonl.gz "
+    "--hierarchy $HPT_STUDIO_DATA/20newsgroups/20ng.taxonomy --strip-newsgroup-headers --variant {variant} "
+    "--backbone {backbone} --max-length {max_length} --epochs {epochs} --seed {seed} --eval-every {eval_every} "
+    "--label-names assets/label-names/20ng.tsv --weights {weights} --out checkpoints/{name}"
 )
 
 
@@ -121,7 +123,7 @@ def build(
     log(f"{name}: {len(train_set)} train / {len(dev_set)} dev / {len(test_set)} test messages")
     config = HPTConfig.for_variant(variant, backbone=SETTINGS["backbone"], max_length=SETTINGS["max_length"])
     train_config = TrainConfig(
-        epochs=SETTINGS["epochs"], lr=SETTINGS["lr"], seed=SETTINGS["seed"], eval_every=200, max_steps=max_steps
+        epochs=SETTINGS["epochs"], seed=SETTINGS["seed"], eval_every=SETTINGS["eval_every"], max_steps=max_steps
     )
     if test_limit is not None:
         test_set = test_set.subset(test_set.documents[:test_limit])
@@ -134,10 +136,12 @@ def build(
     # finetune seeds, builds and trains the model (nothing saved); the test set is scored by ``_ship``, with the
     # weights that are shipped, so it is left out here
     without_test = Splits(train_set, dev_set, test_set.subset([]), splits.origin)
-    job = finetune(without_test, config, train_config, out=None, callback=progress)
+    job = finetune(without_test, config, train_config, out=None, callback=progress, label_names=LABEL_NAMES)
     result, model = job.run, job.model
     provenance = train_config.to_dict() | {
-        "data": "20 Newsgroups bydate (../shared/data/20newsgroups/20news-bydate.jsonl.gz), standard training split",
+        "data": "20 Newsgroups bydate (20newsgroups/20news-bydate.jsonl.gz of the benchmark data directory, "
+        "$HPT_STUDIO_DATA; docs/benchmarks.md says where to get it), standard training split",
+        "label_names": "assets/label-names/20ng.tsv",
         "strip_newsgroup_headers": True,
         "split": "standard train/test; dev = 10 % of train, stratified, seed 0",
         "variant": config.variant_name,
@@ -217,7 +221,10 @@ def _save_shipped(
 ) -> None:
     """Save ``model`` to ``out`` as shipped: ``weights`` storage, its metrics, the provenance with the equivalent CLI
     command, and the model card's description."""
-    provenance["equivalent_cli"] = EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
+    # a refreshed checkpoint keeps the command it was trained with; a new build records today's
+    provenance.setdefault(
+        "equivalent_cli", EQUIVALENT_CLI.format(name=name, variant=MODELS[name], weights=weights, **SETTINGS)
+    )
     model.save_pretrained(
         out, metrics=metrics, train_config=provenance, overwrite=True, weights=weights, description=DESCRIPTION[name]
     )
