@@ -29,6 +29,8 @@ __all__ = [
     "label_vector",
     "clip_text",
     "probability_to_score",
+    "display_names",
+    "display_path",
     "VIEW_CHOICES",
     "RULE_CHOICES",
 ]
@@ -134,3 +136,15 @@ def probability_to_score(probability: float) -> float:
     """The raw-score threshold of a probability threshold (the model predicts a label when sigmoid(s) > p)."""
     p = min(max(float(probability), 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
+
+
+def display_names(studio: Studio, model: str) -> tuple[dict[int, str], dict[int, str]]:
+    """The model's display names and descriptions by label id (from its label-names file; both empty without one)."""
+    names = studio.registry.label_names(model)
+    return {i: n.name for i, n in names.items()}, {i: n.description for i, n in names.items() if n.description}
+
+
+def display_path(hierarchy: Any, label: int, names: dict[int, str]) -> str:
+    """A label's path in display names (``computers > graphics``), each label without one under its own name."""
+    chain = [*hierarchy.ancestors(label), label]
+    return " > ".join(names.get(i, hierarchy.name(i)) for i in chain)

@@ -58,9 +58,14 @@ class AppConfig:
     max_lr: float = 1e-2
     max_length_limit: int = 512  # tokens; the longest max_length the fine-tune panel accepts
     # The fine-tune panel's defaults (its controls start here; ``JobRequest`` holds configs built from them).
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5, batch_size=16, lr=1e-4, seed=0))
+    # A job evaluates at least 8 times (app.jobs.run_config) and stops after `patience` evaluations in a row without a
+    # dev macro-F1 gain, keeping the best dev state.
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=5, batch_size=16, lr=1e-4, seed=0, patience=3)
+    )
     model: HPTConfig = field(default_factory=lambda: HPTConfig(backbone="minilm-l6-mlm", max_length=128))
-    seconds_per_step_cpu: float = 1.5  # measured: MiniLM-L6, batch 16, length 128, 2 cores (docs/benchmarks.md)
+    # The frozen-embedding baseline every job fits after training, on the same splits (the duel); None: no baseline.
+    baseline_backbone: str | None = "minilm-l6"
     max_loaded_models: int = 4  # predictors kept in memory at once
     precision: str = "auto"  # Predictor precision: bf16 on CPUs with bf16 instructions (2× faster, −0.03 F1), else fp32
     eval_limit: int = 500  # documents the Evaluate tab scores at most

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,23 @@ def _check_ids(hierarchy: LabelHierarchy, labels: Iterable[int] | None) -> set[i
     if bad:
         raise ValueError(f"label ids {bad[:5]} are out of range for a hierarchy of {hierarchy.num_labels} labels.")
     return ids
+
+
+def _caption(hierarchy: LabelHierarchy, label: int, display: Mapping[int, str] | None) -> str:
+    """The name shown for a label: its display name when it has one (a label-names file), else its own name."""
+    return display[label] if display and label in display else hierarchy.name(label)
+
+
+def _hover_title(
+    hierarchy: LabelHierarchy, label: int, display: Mapping[int, str] | None, notes: Mapping[int, str] | None
+) -> str:
+    """Hover heading (escaped): the path in bold, then the display name and description when the model has them."""
+    text = f"<b>{_esc(hierarchy.path_string(label))}</b>"
+    if display and label in display:
+        text += f"<br>shown as <i>{_esc(display[label])}</i>"
+    if notes and notes.get(label):
+        text += f"<br>{_esc(notes[label])}"
+    return text
 
 
 def _top_of(hierarchy: LabelHierarchy, label: int) -> int:
@@ -165,12 +182,16 @@ def tree_figure(
     threshold: float = 0.0,
     title: str = "",
     height: int | None = None,
+    display: Mapping[int, str] | None = None,
+    notes: Mapping[int, str] | None = None,
 ) -> go.Figure:
     """Node-link tree of the hierarchy coloured by probability, with predicted paths highlighted.
 
     ``gold`` turns on the evaluation view (correct / wrong / missed outlines), ``differs`` the compare view (labels
     only this model predicts are drawn as diamonds). ``threshold`` is the score threshold used for ``predicted``;
     hover notes labels above it that the consistency rule dropped. Node ``customdata`` holds the label id.
+    ``display`` (label id → display name, from a label-names file) names the nodes, and ``notes`` (label id →
+    description) adds to their hover; the path is always in the hover.
     """
     values = _check_scores(hierarchy, scores, "scores")
     chosen = _check_ids(hierarchy, predicted)
@@ -214,7 +235,7 @@ def tree_figure(
         colours.append(colour)
         widths.append(width)
         symbols.append("diamond" if label in differ_set else "circle")
-        hovers.append(f"<b>{_esc(hierarchy.path_string(label))}</b><br>{line}<br>{status}")
+        hovers.append(f"{_hover_title(hierarchy, label, display, notes)}<br>{line}<br>{status}")
 
     marker: dict[str, Any] = {"symbol": symbols, "line": {"color": colours, "width": widths}, "opacity": 1.0}
     if probs is not None:
@@ -252,7 +273,7 @@ def tree_figure(
             y=[pos[i][1] for i in labels],
             mode="markers+text",
             marker=marker,
-            text=[_short(hierarchy.name(i)) for i in labels],
+            text=[_short(_caption(hierarchy, i, display)) for i in labels],
             # inner labels above their node (their outgoing edge would strike the name through), leaves to the right
             textposition=[
                 "middle right" if not any(c in pos for c in hierarchy.children(i)) else "top center" for i in labels
@@ -306,12 +327,15 @@ def icicle_figure(
     scores: Sequence[float] | None = None,
     counts: Sequence[int] | None = None,
     title: str = "",
+    display: Mapping[int, str] | None = None,
+    notes: Mapping[int, str] | None = None,
 ) -> go.Figure:
     """Icicle of the hierarchy under an "All labels" root, sized by ``counts`` (or one unit per leaf).
 
     Sizes use ``branchvalues="total"`` with each node's value ``max(own count, sum of its children)``, so parents
     always contain their children; hover shows the real count. Colour is ``sigmoid(score)`` when given. Ids are
     the (escaped) path strings; ``customdata[1]`` holds the label id (-1 for the root) for click handlers.
+    ``display``/``notes`` (label id → display name / description) name the blocks and add to their hover.
     """
     values = _check_scores(hierarchy, scores, "scores")
     raw = _check_scores(hierarchy, counts, "counts")
@@ -336,7 +360,7 @@ def icicle_figure(
 
     hovers = [f"<b>{root_id}</b><br>{hierarchy.num_labels} labels"]
     for label in range(n):
-        text = f"<b>{_esc(hierarchy.path_string(label))}</b><br>depth {hierarchy.depth(label)}"
+        text = f"{_hover_title(hierarchy, label, display, notes)}<br>depth {hierarchy.depth(label)}"
         if raw is not None:
             text += f" · {int(raw[label])} documents"
         if values is not None:
@@ -360,7 +384,7 @@ def icicle_figure(
         go.Icicle(
             ids=[root_id] + ids,
             parents=[""] + parent_ids,
-            labels=[root_id] + [_esc(name) for name in hierarchy.names],
+            labels=[root_id] + [_esc(_caption(hierarchy, i, display)) for i in range(n)],
             values=[sum(total[i] for i in hierarchy.children(None))] + total,
             branchvalues="total",
             marker=marker,
@@ -380,11 +404,12 @@ def label_word_map_figure(
     coords: Sequence[Sequence[float]],
     selected: int | None = None,
     neighbours: Sequence[tuple[str, float, float, float]] = (),
+    display: Mapping[int, str] | None = None,
 ) -> go.Figure:
     """2-D map of label words (``coords``: ``(C, 2)``), one trace per top-level label.
 
     ``selected`` is drawn as a large star with its name; ``neighbours`` are ``(word, similarity, x, y)`` drawn as
-    grey text markers joined to the selected label.
+    grey text markers joined to the selected label. ``display`` (label id → display name) names the labels.
     """
     xy = np.asarray(coords, dtype=float).reshape(-1, 2)  # (C, 2)
     if xy.shape[0] != hierarchy.num_labels:
@@ -399,14 +424,16 @@ def label_word_map_figure(
                 x=xy[members, 0],
                 y=xy[members, 1],
                 mode="markers",
-                name=_short(hierarchy.name(top)),
+                name=_short(_caption(hierarchy, top, display)),
                 legendgroup=str(top),
                 marker={
                     "color": colour_of[top],
                     "size": [13 if hierarchy.depth(i) == 0 else 8 for i in members],
                     "line": {"color": "white", "width": 0.5},
                 },
-                hovertext=[f"{_esc(hierarchy.path_string(i))}<br>depth {hierarchy.depth(i)}" for i in members],
+                hovertext=[
+                    f"{_hover_title(hierarchy, i, display, None)}<br>depth {hierarchy.depth(i)}" for i in members
+                ],
                 hoverinfo="text",
                 customdata=members,
             )
@@ -462,13 +489,19 @@ def label_word_map_figure(
                     "color": colour_of[_top_of(hierarchy, label)],
                     "line": {"color": DARK, "width": 1.5},
                 },
-                hovertext=[_esc(hierarchy.path_string(label))],
+                hovertext=[_hover_title(hierarchy, label, display, None)],
                 hoverinfo="text",
                 customdata=[label],
             )
         )
         fig.add_annotation(
-            x=sx, y=sy, text=f"<b>{_short(hierarchy.name(label))}</b>", showarrow=True, arrowhead=0, ax=0, ay=-28
+            x=sx,
+            y=sy,
+            text=f"<b>{_short(_caption(hierarchy, label, display))}</b>",
+            showarrow=True,
+            arrowhead=0,
+            ax=0,
+            ay=-28,
         )
     _style(fig, "label-word-map", "", 520)
     fig.update_xaxes(title_text="UMAP 1", showticklabels=False, zeroline=False)

@@ -3,6 +3,11 @@
 The UI never waits on a job: ``/train`` starts one (or answers "busy" at once) and then only reads ``status()``,
 so prediction keeps working while a model trains. Uploaded files are copied into a per-job temporary directory under
 generated names and deleted when the job ends.
+
+A job stops early when the dev macro-F1 stops improving (``run_config``: at least 8 evaluations per job, patience
+counted in evaluations), then fits the frozen-embedding baseline on the same splits (``hpt_core.sentence_baseline``)
+for the side-by-side "duel". Its time is estimated from costs measured on this machine (``calibrate``,
+``estimate_job``), and while it runs its ETA comes from its own measured rates (``remaining_seconds``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
@@ -21,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import hpt_core.finetune as finetuning  # called through the module, so tests can replace finetune()
+import hpt_core.training as training
 from app.config import AppConfig
 from app.registry import ModelRegistry
+from hpt_core.device import device_summary
 from hpt_core.errors import ConfigError, HPTError
-from hpt_core.model import HPTConfig
-from hpt_core.training import TrainConfig
+from hpt_core.inference import evaluate_model
+from hpt_core.model import HPTConfig, HPTModel
+from hpt_core.training import EarlyStopper, TrainConfig
 
 __all__ = [
     "JobRequest",
@@ -33,9 +42,25 @@ __all__ = [
     "JobManager",
     "BusyError",
     "VARIANT_CHOICES",
-    "estimate_seconds",
+    "MIN_EVALUATIONS",
+    "PHASES",
+    "BASELINE_PHASE",
+    "JobPlan",
+    "StepCosts",
+    "JobEstimate",
     "job_configs",
     "run_config",
+    "planned_evaluations",
+    "stop_sentence",
+    "job_plan",
+    "fallback_costs",
+    "calibrate",
+    "cached_costs",
+    "data_key",
+    "estimate_parts",
+    "estimate_job",
+    "remaining_seconds",
+    "format_duration",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,7 +71,7 @@ VARIANT_CHOICES = {
     "Hard prompt (fixed label words, baseline)": "hard",
     "Soft prompt (learned label words, no hierarchy, baseline)": "soft",
 }
-_SLOWER_THAN_MINILM = {"bert-base-uncased": 6.0}  # step time relative to MiniLM-L6 on CPU (docs/backbones.md)
+BASELINE_PHASE = "fitting the frozen-embedding baseline"
 _TERMINAL = ("finished", "cancelled", "failed")
 
 
@@ -65,6 +90,8 @@ class JobRequest:
     model: HPTConfig
     hierarchy_file: Path | None = None
     adapt_steps: int = 0  # > 0: first adapt the backbone to the training texts (masked LM, this many steps)
+    label_names_file: Path | None = None  # display names (TSV or JSON, hpt_core.label_names), saved in the model
+    label_names_name: str | None = None  # the label-names upload's own file name, shown in messages
 
 
 def job_configs(config: AppConfig, variant: str = "hpt", **settings: Any) -> tuple[TrainConfig, HPTConfig]:
@@ -83,10 +110,58 @@ def job_configs(config: AppConfig, variant: str = "hpt", **settings: Any) -> tup
     return train, model
 
 
-def run_config(train: TrainConfig) -> TrainConfig:
-    """The ``TrainConfig`` a job runs with: the app trains for the epochs asked, so early stopping is off
-    (``patience = epochs``); the best dev state is still the one kept."""
-    return replace(train, patience=train.epochs)
+MIN_EVALUATIONS = 8  # dev evaluations per job at least, so that early stopping can act on short runs
+
+
+def run_config(train: TrainConfig, n_train: int) -> TrainConfig:
+    """The ``TrainConfig`` a job on ``n_train`` training documents runs with: ``train`` itself, evaluated often
+    enough for early stopping to act.
+
+    The rule: a job evaluates on the dev set at least ``MIN_EVALUATIONS`` (8) times: once per epoch when it has 8 or
+    more epochs, otherwise every ``ceil(total steps / 8)`` steps (and always after the last step). ``patience`` (the
+    app's ``AppConfig.train``: 3) counts those evaluations: the job stops when that many evaluations in a row bring
+    no dev macro-F1 gain, and it keeps the best dev state (``train`` restores it). A ``train.eval_every`` that is
+    already set is kept as it is.
+    """
+    if train.eval_every is not None:
+        return train
+    total = _total_steps(train, n_train)
+    if math.ceil(total / _steps_per_epoch(train, n_train)) >= MIN_EVALUATIONS:
+        return train  # one evaluation per epoch is already enough
+    return replace(train, eval_every=max(1, math.ceil(total / MIN_EVALUATIONS)))
+
+
+def _steps_per_epoch(train: TrainConfig, n_train: int) -> int:
+    return max(1, math.ceil(n_train / train.batch_size))
+
+
+def _total_steps(train: TrainConfig, n_train: int) -> int:
+    total = _steps_per_epoch(train, n_train) * train.epochs
+    return min(total, train.max_steps) if train.max_steps is not None else total
+
+
+def planned_evaluations(train: TrainConfig, n_train: int) -> int:
+    """Dev evaluations of a run of ``train`` (a ``run_config``) that does not stop early, as the training loop
+    makes them: every ``eval_every`` steps before the last one plus one after it, else one per (started) epoch."""
+    total = _total_steps(train, n_train)
+    if train.eval_every is None:
+        return math.ceil(total / _steps_per_epoch(train, n_train))
+    return (total - 1) // train.eval_every + 1
+
+
+def stop_sentence(run: Any, train: TrainConfig) -> str:
+    """Why and when a run stopped before its last epoch (empty when it did not): "Stopped early at epoch 3 of 8:
+    no dev macro-F1 gain in 2 evaluations; kept the best, step 40 (dev macro-F1 31.2 %)."."""
+    if not run.stopped_early or not run.history:
+        return ""
+    best = next((h for h in run.history if h["step"] == run.best_step), None)
+    score = f" (dev macro-F1 {100 * best['dev_macro_f1']:.1f} %)" if best and "dev_macro_f1" in best else ""
+    gain = "dev macro- or micro-F1 gain" if train.early_stopping == "macro_or_micro" else "dev macro-F1 gain"
+    n = train.patience
+    return (
+        f"Stopped early at epoch {run.history[-1]['epoch']} of {train.epochs}: no {gain} in {n} "
+        f"evaluation{'s' if n != 1 else ''}; kept the best, step {run.best_step}{score}."
+    )
 
 
 @dataclass
@@ -96,13 +171,14 @@ class JobState:
     id: str = ""
     state: str = "idle"  # idle | starting | running | finished | cancelled | failed
     message: str = "No fine-tune job has run yet."
-    phase: str = ""  # "adapting the backbone" | "training"
+    phase: str = ""  # "preparing the data" or one of PHASES
     step: int = 0
     total_steps: int = 0
     epoch: int = 0
     epochs: int = 0
-    elapsed_seconds: float = 0.0
-    eta_seconds: float | None = None
+    elapsed_seconds: float = 0.0  # the whole job's wall-clock time so far
+    eta_seconds: float | None = None  # time left at this job's measured rates (None when it is not running)
+    estimate: dict[str, Any] = field(default_factory=dict)  # JobEstimate.to_dict() made when the job started
     device: str = ""
     model_name: str | None = None
     data_summary: str = ""
@@ -111,6 +187,11 @@ class JobState:
     evals: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     adapt: dict[str, Any] = field(default_factory=dict)  # masked-LM adaptation summary, when asked for
+    stopped_early: bool = False
+    stop_reason: str = ""  # stop_sentence() of the run, when it stopped early
+    best_step: int | None = None  # the step whose state was kept (best dev macro-F1)
+    baseline: dict[str, Any] = field(default_factory=dict)  # the frozen-embedding baseline's to_dict() (the duel)
+    baseline_error: str | None = None  # why the baseline is missing, when it failed or was skipped
     error: str | None = None
 
     @property
@@ -123,13 +204,279 @@ class JobState:
         return out
 
 
-def estimate_seconds(
-    n_train: int, epochs: int, batch_size: int, max_length: int, backbone: str, config: AppConfig
-) -> float:
-    """Rough CPU time of a job: steps × the measured MiniLM step time, scaled by batch, length and backbone."""
-    steps = math.ceil(n_train / batch_size) * epochs
-    per_step = config.seconds_per_step_cpu * (batch_size / 16) * (max_length / 128)
-    return steps * per_step * _SLOWER_THAN_MINILM.get(backbone, 1.0)
+# ------------------------------------------------------------------------------------------ how long a job takes
+# What a job does, in order; each phase is one entry of ``JobEstimate.parts`` (the training phase is two).
+PHASES = (
+    "adapting the backbone",
+    "loading the backbone",
+    "training",
+    "scoring and saving",
+    BASELINE_PHASE,
+)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What a job will do, counted: its training steps and evaluations and the documents it scores."""
+
+    n_train: int
+    n_dev: int
+    n_test: int
+    steps: int  # training steps when it does not stop early
+    evaluations: int  # dev evaluations when it does not stop early
+    eval_interval: int  # steps between two evaluations (an epoch when per epoch)
+    patience: int
+    adapt_steps: int = 0  # masked-LM steps adapting the backbone first
+    adapt_scored: int = 0  # held-out texts scored by all the adaptation's masked-LM evaluations together
+    baseline: bool = False  # the frozen-embedding baseline is fitted after training
+
+    @property
+    def earliest_steps(self) -> int:
+        """Steps of the earliest possible early stop: after ``patience + 1`` evaluations."""
+        return min(self.steps, (self.patience + 1) * self.eval_interval)
+
+
+def job_plan(
+    train: TrainConfig, n_train: int, n_dev: int, n_test: int, adapt_steps: int = 0, baseline: bool = False
+) -> JobPlan:
+    """The ``JobPlan`` of a job with the panel's ``train`` config on splits of these sizes (the job runs
+    ``run_config(train, n_train)``)."""
+    run = run_config(train, n_train)
+    per_epoch = _steps_per_epoch(run, n_train)
+    adapt_scored = 0
+    if adapt_steps:  # hpt_core.pretrain: 5 % of the texts (at most 500) held out, scored before, per epoch, after
+        held = min(500, max(1, round(0.05 * n_train))) if n_train >= 20 else 0
+        adapt_epochs = math.ceil(adapt_steps / max(1, math.ceil((n_train - held) / run.batch_size)))
+        adapt_scored = held * (adapt_epochs + 2)
+    return JobPlan(
+        n_train,
+        n_dev,
+        n_test,
+        steps=_total_steps(run, n_train),
+        evaluations=planned_evaluations(run, n_train) if n_dev else 0,
+        eval_interval=run.eval_every or per_epoch,
+        patience=run.patience,
+        adapt_steps=adapt_steps,
+        adapt_scored=adapt_scored,
+        baseline=baseline,
+    )
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Seconds of each piece of a job, for one backbone, batch size, maximum length and device.
+
+    ``calibrate`` measures them on this machine; ``fallback_costs`` scales the constants measured by
+    ``benchmarks.speed`` when no measurement is at hand. A masked-LM adaptation step is counted as one training step
+    (``benchmarks.speed``: an HPT step costs 1.12 masked-LM steps).
+    """
+
+    load: float  # building the model on its backbone (read from disk)
+    warmup: float  # the first training step's extra time (allocations, first-call set-up)
+    step: float  # one training step: forward, backward, Adam, at batch_size × max_length
+    eval_doc: float  # scoring one document without gradients, in batches of eval_batch_size
+    save: float  # writing the checkpoint
+    baseline_load: float  # loading the frozen-embedding baseline's encoder
+    baseline_doc: float  # embedding one document and its share of the baseline's classifier fits
+    source: str  # where the numbers come from, in words
+
+
+# The constants ``fallback_costs`` scales (2 CPU cores, MiniLM-L6, batch 16, length 128). Step and eval_doc:
+# benchmarks/results/speed.json (an HPT training step 1.52 s; prediction 62.4 documents/s in batches of 32). Load,
+# warm-up and save: one ``calibrate`` run on the same 2 cores while other jobs shared them (load 16.3 s, warm-up 8.6
+# s, save 0.34 s, with a 12.3× slower step than speed.json's), the CPU-bound load and warm-up divided by that 12.3.
+_MEASURED = {"step": 1.52, "eval_doc": 1 / 62.4, "load": 1.3, "save": 0.34, "warmup": 0.7}
+_BASELINE_MEASURED = {"baseline_load": 2.0, "baseline_doc": 0.02}
+_SLOWER_THAN_MINILM = {"bert-base-uncased": 6.0}  # not measured here: the ratio of their per-token FLOPs, rounded
+
+
+def fallback_costs(backbone: str, batch_size: int, max_length: int) -> StepCosts:
+    """Costs from the measured 2-core constants, scaled linearly by tokens per batch and by backbone."""
+    factor = _SLOWER_THAN_MINILM.get(backbone, 1.0)
+    tokens = max_length / 128
+    return StepCosts(
+        load=_MEASURED["load"] * factor,
+        warmup=_MEASURED["warmup"] * factor,
+        step=_MEASURED["step"] * factor * (batch_size / 16) * tokens,
+        eval_doc=_MEASURED["eval_doc"] * factor * tokens,
+        save=_MEASURED["save"] * factor,
+        **_baseline_costs(),
+        source="constants measured on 2 CPU cores (MiniLM-L6 at batch 16 × 128 tokens), scaled to these settings",
+    )
+
+
+_COSTS: dict[tuple[Any, ...], StepCosts] = {}  # calibrations of this process, by ``calibration_key``
+_BASELINE_RATES: dict[str, tuple[float, float]] = {}  # device → measured (load, seconds per document) of a baseline
+_CALIBRATING = threading.Lock()
+
+
+def _baseline_costs() -> dict[str, float]:
+    load, per_doc = _BASELINE_RATES.get(device_summary(), tuple(_BASELINE_MEASURED.values()))
+    return {"baseline_load": load, "baseline_doc": per_doc}
+
+
+def data_key(path: Path) -> str:
+    """Identifies a data file for the calibration cache: its path, size and modification time."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return str(path)
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def calibration_key(model: HPTConfig, train: TrainConfig, data: str = "") -> tuple[Any, ...]:
+    return (
+        model.backbone,
+        model.variant_name,
+        train.batch_size,
+        model.max_length,
+        train.eval_batch_size,
+        device_summary(train.device),
+        data,
+    )
+
+
+def cached_costs(model: HPTConfig, train: TrainConfig, data: str = "") -> StepCosts | None:
+    """This process's calibration for these settings and data, if one was made."""
+    with _CALIBRATING:
+        return _COSTS.get(calibration_key(model, train, data))
+
+
+def calibrate(splits: Any, model: HPTConfig, train: TrainConfig, data: str = "") -> StepCosts:
+    """Measure a job's costs on this machine (once per backbone, variant, batch, length, device and data file):
+    build the model (load), run 3 real training steps on the training documents (the first one is the warm-up, the
+    other two give the step time), score one evaluation batch and save the checkpoint to a temporary folder. Takes
+    about 5 training steps; another call for the same key waits for it and gets the same result."""
+    key = calibration_key(model, train, data)
+    with _CALIBRATING:
+        if key in _COSTS:
+            return _COSTS[key]
+        started = time.perf_counter()
+        hpt = HPTModel.from_backbone(model, splits.train.hierarchy)
+        load = time.perf_counter() - started
+        docs = splits.train.documents
+        batch = [docs[k % len(docs)] for k in range(3 * train.batch_size)]
+        steps: list[float] = []
+        probe = replace(train, epochs=1, max_steps=3, eval_every=None)
+        training.train(
+            hpt,
+            splits.train.subset(batch),
+            None,
+            probe,
+            callback=lambda e: steps.append(e.elapsed_seconds) if e.phase == "train" else None,
+        )
+        step = (steps[-1] - steps[0]) / max(1, len(steps) - 1)
+        scored = splits.dev.documents or docs
+        chunk = splits.train.subset([scored[k % len(scored)] for k in range(train.eval_batch_size)])
+        started = time.perf_counter()
+        evaluate_model(hpt, chunk, train.eval_batch_size)
+        eval_doc = (time.perf_counter() - started) / len(chunk)
+        with tempfile.TemporaryDirectory(prefix="hpt-calibration-") as folder:
+            started = time.perf_counter()
+            hpt.save_pretrained(Path(folder) / "model", metrics={}, train_config={})
+            save = time.perf_counter() - started
+        del hpt
+        gc.collect()
+        costs = StepCosts(
+            load=load,
+            warmup=max(0.0, steps[0] - step),
+            step=step,
+            eval_doc=eval_doc,
+            save=save,
+            **_baseline_costs(),
+            source=(
+                f"measured on this machine ({device_summary(train.device)}) for {model.backbone}, batch "
+                f"{train.batch_size} × {model.max_length} tokens"
+            ),
+        )
+        _COSTS[key] = costs
+        return costs
+
+
+@dataclass
+class JobEstimate:
+    """How long a job takes: ``parts`` (seconds by what the job does, in order) add up to ``seconds`` (every epoch
+    run); ``earliest`` is the earliest early stop (after ``patience + 1`` evaluations)."""
+
+    parts: dict[str, float]
+    earliest: float
+    plan: JobPlan
+    costs: StepCosts
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.parts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 1),
+            "earliest_seconds": round(self.earliest, 1),
+            "parts": {k: round(v, 1) for k, v in self.parts.items()},
+            "plan": asdict(self.plan),
+            "costs": asdict(self.costs),
+        }
+
+
+def estimate_parts(plan: JobPlan, costs: StepCosts) -> dict[str, float]:
+    """Seconds of every piece of the job described by ``plan`` at ``costs``, in the order the job does them."""
+    parts: dict[str, float] = {}
+    if plan.adapt_steps:
+        parts["adapting the backbone"] = (
+            costs.load + costs.warmup + plan.adapt_steps * costs.step + plan.adapt_scored * costs.eval_doc + costs.save
+        )
+    parts["loading the backbone"] = costs.load
+    parts["training steps"] = costs.warmup + plan.steps * costs.step
+    parts["dev evaluations"] = plan.evaluations * plan.n_dev * costs.eval_doc
+    parts["scoring dev and test"] = (plan.n_dev + plan.n_test) * costs.eval_doc
+    parts["saving the checkpoint"] = costs.save
+    if plan.baseline:
+        parts[BASELINE_PHASE] = costs.baseline_load + (plan.n_train + plan.n_dev + plan.n_test) * costs.baseline_doc
+    return parts
+
+
+def estimate_job(plan: JobPlan, costs: StepCosts) -> JobEstimate:
+    """The ``JobEstimate`` of ``plan`` at ``costs``."""
+    parts = estimate_parts(plan, costs)
+    skipped_steps = plan.steps - plan.earliest_steps
+    skipped_evals = max(0, plan.evaluations - (plan.patience + 1))
+    earliest = sum(parts.values()) - skipped_steps * costs.step - skipped_evals * plan.n_dev * costs.eval_doc
+    return JobEstimate(parts, earliest, plan, costs)
+
+
+def remaining_seconds(plan: JobPlan, costs: StepCosts, phase: str, step: int = 0, evaluations: int = 0) -> float:
+    """Seconds left when the job is in ``phase`` (one of ``PHASES``) after ``step`` steps of it and ``evaluations``
+    dev evaluations (training); phases after it are counted whole, at ``costs``."""
+    parts = estimate_parts(plan, costs)
+    if phase not in PHASES:  # still preparing the data: everything is ahead
+        return sum(parts.values())
+    later = PHASES[PHASES.index(phase) + 1 :]
+    groups = {
+        "adapting the backbone": ["adapting the backbone"],
+        "loading the backbone": ["loading the backbone"],
+        "training": ["training steps", "dev evaluations"],
+        "scoring and saving": ["scoring dev and test", "saving the checkpoint"],
+        BASELINE_PHASE: [BASELINE_PHASE],
+    }
+    left = sum(parts.get(name, 0.0) for p in later for name in groups[p])
+    if phase == "adapting the backbone":
+        done = step * costs.step + (costs.load + costs.warmup if step else 0.0)
+        left += max(0.0, parts.get(phase, 0.0) - done)
+    elif phase == "training":
+        left += max(0, plan.steps - step) * costs.step
+        left += max(0, plan.evaluations - evaluations) * plan.n_dev * costs.eval_doc
+    else:
+        left += sum(parts.get(name, 0.0) for name in groups[phase])
+    return left
+
+
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``6 min``, ``1.5 h``."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _gpu_wrapper() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -160,6 +507,48 @@ def _suffix(name: str) -> str:
     return Path(base).suffix + gz
 
 
+class _Clock:
+    """A running job's measured rates and the time left they give, anchored at its last progress event (so the ETA
+    keeps counting down between events, e.g. while the model is saved)."""
+
+    def __init__(self, plan: JobPlan, costs: StepCosts) -> None:
+        self.plan, self.costs = plan, costs
+        self.phase = "preparing the data"
+        self.step = self.evaluations = 0
+        self.eval_seconds = self.last_step_at = 0.0  # on the phase's own clock (TrainProgress.elapsed_seconds)
+        self._anchor()
+
+    def enter(self, phase: str) -> None:
+        self.phase, self.step, self.evaluations, self.eval_seconds, self.last_step_at = phase, 0, 0, 0.0, 0.0
+        self._anchor()
+
+    def on_step(self, step: int, elapsed: float) -> None:
+        """A training (or adaptation) step ended: the step time is this phase's time so far without evaluations."""
+        self.step, self.last_step_at = step, elapsed
+        self.costs = replace(self.costs, step=max(0.0, elapsed - self.eval_seconds) / max(1, step))
+        self._anchor()
+
+    def on_eval(self, elapsed: float, scored: int) -> None:
+        """An evaluation of ``scored`` documents ended (it started right after the last step)."""
+        self.evaluations += 1
+        self.eval_seconds += max(0.0, elapsed - self.last_step_at)
+        if scored and self.phase == "training":
+            self.costs = replace(self.costs, eval_doc=self.eval_seconds / (self.evaluations * scored))
+        self._anchor()
+
+    def on_share(self, done: int, total: int, elapsed: float) -> None:
+        """``done`` of ``total`` units of this phase took ``elapsed`` seconds: the rest at the same rate."""
+        self.left = elapsed / max(1, done) * max(0, total - done)
+        self.at = time.monotonic()
+
+    def _anchor(self) -> None:
+        self.left = remaining_seconds(self.plan, self.costs, self.phase, self.step, self.evaluations)
+        self.at = time.monotonic()
+
+    def eta(self) -> float:
+        return max(0.0, self.left - (time.monotonic() - self.at))
+
+
 class JobManager:
     """Runs at most one fine-tune job at a time; ``start`` raises ``BusyError`` while one runs."""
 
@@ -170,14 +559,19 @@ class JobManager:
         self._state = JobState()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._clock: _Clock | None = None
+        self._started = time.monotonic()
         self._run = _gpu_wrapper()(self._train)
 
     def status(self) -> JobState:
-        """A copy of the current job's state."""
+        """A copy of the current job's state (while it runs, with its elapsed time and ETA as of now)."""
         with self._lock:
             state = JobState(**{k: getattr(self._state, k) for k in self._state.__dataclass_fields__})
             state.steps, state.losses = list(state.steps), list(state.losses)
             state.evals = [dict(e) for e in state.evals]
+            if state.running:
+                state.elapsed_seconds = time.monotonic() - self._started
+                state.eta_seconds = self._clock.eta() if self._clock is not None else None
             return state
 
     def start(self, request: JobRequest) -> JobState:
@@ -193,21 +587,27 @@ class JobManager:
                 id=job_id, state="starting", message="Preparing the data…", epochs=request.train.epochs
             )
             self._cancel = threading.Event()
+            self._clock, self._started = None, time.monotonic()
+        key = data_key(request.data_file)
         workdir = Path(tempfile.mkdtemp(prefix="hpt-job-"))
+        files: dict[str, Path | None] = {"hierarchy": None, "label_names": None}
         try:
             data = workdir / ("data" + _suffix(request.source_name))
             shutil.copyfile(request.data_file, data)
-            hierarchy = None
             if request.hierarchy_file is not None:
-                hierarchy = workdir / ("hierarchy" + _suffix(str(request.hierarchy_file)))
-                shutil.copyfile(request.hierarchy_file, hierarchy)
+                files["hierarchy"] = workdir / ("hierarchy" + _suffix(str(request.hierarchy_file)))
+                shutil.copyfile(request.hierarchy_file, files["hierarchy"])
+            if request.label_names_file is not None:
+                own = request.label_names_name or Path(request.label_names_file).name
+                files["label_names"] = workdir / ("label-names" + _suffix(own))
+                shutil.copyfile(request.label_names_file, files["label_names"])
         except OSError as e:
             shutil.rmtree(workdir, ignore_errors=True)
             self._finish("failed", f"Could not read the uploaded file: {e}.", error=str(e))
             raise HPTError(f"Could not read the uploaded file {request.source_name!r}: {e}.") from e
         thread = threading.Thread(
             target=self._worker,
-            args=(request, data, hierarchy, workdir, job_id),
+            args=(request, data, files, workdir, job_id, key),
             name=f"finetune-{job_id}",
             daemon=True,
         )
@@ -235,14 +635,30 @@ class JobManager:
             for key, value in values.items():
                 setattr(self._state, key, value)
 
+    def _enter(self, phase: str, message: str) -> None:
+        """The job moves on to ``phase`` (its ETA is re-anchored), with ``message`` unless it is being cancelled."""
+        with self._lock:
+            self._state.phase = phase
+            if not self._cancel.is_set():
+                self._state.message = message
+            if self._clock is not None:
+                self._clock.enter(phase)
+
     def _finish(self, state: str, message: str, **values: Any) -> None:
+        values.setdefault("elapsed_seconds", time.monotonic() - self._started)
         self._update(state=state, message=message, eta_seconds=None, **values)
 
-    def _worker(self, request: JobRequest, data: Path, hierarchy: Path | None, workdir: Path, job_id: str) -> None:
+    def _worker(
+        self, request: JobRequest, data: Path, files: dict[str, Path | None], workdir: Path, job_id: str, key: str
+    ) -> None:
         try:
-            self._run(request, data, hierarchy, job_id, workdir)
-        except HPTError as e:  # name the upload, never the job's temporary copy
-            message = str(e).replace(str(data), request.source_name).replace(str(workdir), "(job folder)")
+            self._run(request, data, files, job_id, workdir, key)
+        except HPTError as e:  # name the uploads, never the job's temporary copies
+            message = str(e).replace(str(data), request.source_name)
+            if files["label_names"] is not None:
+                own = request.label_names_name or Path(str(request.label_names_file)).name
+                message = message.replace(str(files["label_names"]), own)
+            message = message.replace(str(workdir), "(job folder)")
             self._finish("failed", message, error=message)
         except MemoryError:
             self._finish("failed", "Out of memory: lower the batch size or the maximum length.", error="MemoryError")
@@ -265,21 +681,17 @@ class JobManager:
         def progress(event: Any) -> None:
             with self._lock:
                 s = self._state
-                s.state, s.phase, s.step, s.total_steps = (
-                    "running",
-                    "adapting the backbone",
-                    event.step,
-                    event.total_steps,
-                )
-                s.elapsed_seconds = event.elapsed_seconds
+                s.state, s.step, s.total_steps = "running", event.step, event.total_steps
                 if event.phase == "train":
-                    s.eta_seconds = event.elapsed_seconds / max(event.step, 1) * (event.total_steps - event.step)
+                    self._clock.on_step(event.step, event.elapsed_seconds)
                     if not self._cancel.is_set():
                         s.message = f"Adapting the backbone to your texts (masked LM): step {event.step}/{steps}"
-                elif event.message:
-                    s.message = f"Adapting the backbone: {event.message}"
+                else:
+                    self._clock.on_eval(event.elapsed_seconds, 0)
+                    if event.message and not self._cancel.is_set():
+                        s.message = f"Adapting the backbone: {event.message}"
 
-        self._update(phase="adapting the backbone", message=f"Adapting {request.model.backbone} to your texts…")
+        self._enter("adapting the backbone", f"Adapting {request.model.backbone} to your texts…")
         result = finetuning.adapt_backbone(
             request.model.backbone,
             texts,
@@ -306,17 +718,39 @@ class JobManager:
         )
         return True
 
-    def _train(self, request: JobRequest, data: Path, hierarchy: Path | None, job_id: str, workdir: Path) -> None:
+    def _costs(self, request: JobRequest, key: str) -> StepCosts:
+        """This machine's calibration for the job's settings and data when the panel made one, else the constants."""
+        found = cached_costs(request.model, request.train, key)
+        if found is not None:
+            return found
+        return fallback_costs(request.model.backbone, request.train.batch_size, request.model.max_length)
+
+    def _train(
+        self, request: JobRequest, data: Path, files: dict[str, Path | None], job_id: str, workdir: Path, key: str
+    ) -> None:
         seed = request.train.seed  # also the split's seed
+        self._update(phase="preparing the data")
         splits = finetuning.prepare_splits(
-            data, hierarchy_file=hierarchy, split_seed=seed, source_name=request.source_name
+            data, hierarchy_file=files["hierarchy"], split_seed=seed, source_name=request.source_name
         )
         n_labels = splits.train.hierarchy.num_labels
         if n_labels > self.config.max_labels:
             raise HPTError(
                 f"{request.source_name}: {n_labels} labels is over this app's limit of {self.config.max_labels}."
             )
-        self._update(data_summary=splits.summary(), message="Loading the backbone…")
+        train_config = run_config(request.train, len(splits.train))
+        plan = job_plan(
+            request.train,
+            len(splits.train),
+            len(splits.dev),
+            len(splits.test),
+            request.adapt_steps,
+            baseline=self.config.baseline_backbone is not None,
+        )
+        estimate = estimate_job(plan, self._costs(request, key))
+        with self._lock:
+            self._clock = _Clock(plan, estimate.costs)
+        self._update(data_summary=splits.summary(), estimate=estimate.to_dict(), total_steps=plan.steps)
         model_config, label = request.model, None
         if request.adapt_steps > 0:
             adapted = workdir / "adapted-backbone"
@@ -324,25 +758,29 @@ class JobManager:
                 return
             model_config = replace(request.model, backbone=str(adapted))
             label = f"{request.model.backbone} + {request.adapt_steps} masked-LM steps on the data"
-        train_config = run_config(request.train)
+        self._enter("loading the backbone", "Loading the backbone…")
         epochs = train_config.epochs
         name = f"{_safe_stem(request.source_name)}-{_safe_stem(request.model.variant_name)}-{job_id}"
         if (self.config.user_dir / name).exists():  # two jobs within one second
             name += f"-{len(list(self.config.user_dir.iterdir()))}"
+        stopper = EarlyStopper(train_config.patience, train_config.early_stopping)  # mirrors the loop's, for phases
+        scoring = "Scoring the dev and test sets and saving the model…"
 
         def progress(event: Any) -> None:
             with self._lock:
-                s = self._state
-                s.state, s.phase, s.step, s.total_steps = "running", "training", event.step, event.total_steps
+                s, clock = self._state, self._clock
+                if clock.phase != "training":
+                    s.phase = "training"
+                    clock.enter("training")
+                s.state, s.step, s.total_steps = "running", event.step, event.total_steps
                 s.epoch = event.epoch
-                s.elapsed_seconds = event.elapsed_seconds
                 if event.phase == "train" and event.loss is not None:
                     s.steps.append(event.step)
                     s.losses.append(event.loss)
-                    rate = event.elapsed_seconds / max(event.step, 1)
-                    s.eta_seconds = rate * (event.total_steps - event.step)
+                    clock.on_step(event.step, event.elapsed_seconds)
                     if not self._cancel.is_set():
                         s.message = f"Training: step {event.step}/{event.total_steps}, epoch {event.epoch}/{epochs}"
+                    ended = event.step >= event.total_steps and not plan.evaluations
                 elif event.phase == "eval":
                     s.evals.append(
                         {
@@ -352,10 +790,19 @@ class JobManager:
                             "dev_micro_f1": event.dev_micro_f1,
                         }
                     )
+                    clock.on_eval(event.elapsed_seconds, plan.n_dev)
+                    stopper.update(event.dev_macro_f1 or 0.0, event.dev_micro_f1 or 0.0)
+                    ended = stopper.should_stop or event.step >= event.total_steps
+                else:
+                    ended = False
+                if ended and not self._cancel.is_set():  # train() returns: finetune() scores and saves
+                    s.phase, s.message = "scoring and saving", scoring
+                    clock.enter("scoring and saving")
 
         provenance = {
             "data": request.source_name,
             "hierarchy": Path(str(request.hierarchy_file)).name if request.hierarchy_file else None,
+            "label_names": request.label_names_name if files["label_names"] else None,
             "split_seed": seed,
             "trained_in": "HPT Studio fine-tune panel",
             "backbone": request.model.backbone,
@@ -372,6 +819,7 @@ class JobManager:
             save_test_split=True,
             description=f"Fine-tuned in the HPT Studio app on {request.source_name}.",
             backbone_label=label,
+            label_names=files["label_names"],
         )
         if result.run.cancelled:
             self._finish(
@@ -379,16 +827,85 @@ class JobManager:
             )
             return
         self.registry.prune()
+        reason = stop_sentence(result.run, train_config)
+        self._update(
+            metrics=result.metrics,
+            model_name=name,
+            device=result.run.device,
+            step=result.run.steps,
+            stopped_early=result.run.stopped_early,
+            stop_reason=reason,
+            best_step=result.run.best_step,
+        )
+        duel = self._fit_baseline(splits, request) if plan.baseline else ""
+        baseline = self.status().baseline
+        if baseline and result.directory is not None:  # the checkpoint and its model card record the duel too
+            try:
+                from hpt_core.checkpoint import add_sentence_baseline
+
+                add_sentence_baseline(result.directory, baseline)
+            except (OSError, HPTError) as e:
+                log.warning("could not record the baseline in %s: %s", result.directory, e)
         test = result.metrics.get("test") or result.metrics.get("dev") or {}
         scores = ""
         if test:
             scores = f" Test micro-F1 {100 * test['micro_f1']:.1f} %, macro-F1 {100 * test['macro_f1']:.1f} %."
+        took = time.monotonic() - self._started
         self._finish(
             "finished",
-            f"Finished in {result.run.seconds:.0f} s on {result.run.device}: saved as {name!r}.{scores}",
-            model_name=name,
-            metrics=result.metrics,
-            device=result.run.device,
-            step=result.run.steps,
-            elapsed_seconds=result.run.seconds,
+            f"Finished in {format_duration(took)} (estimated {format_duration(estimate.seconds)}) on "
+            f"{result.run.device}: saved as {name!r}.{' ' + reason if reason else ''}{scores}{duel}",
+            elapsed_seconds=took,
         )
+
+    def _fit_baseline(self, splits: Any, request: JobRequest) -> str:
+        """Fit the frozen-embedding baseline on the job's own splits; a failure (or a cancel) never fails the job,
+        it becomes ``baseline_error``. Returns a sentence for the final message."""
+        self._enter(BASELINE_PHASE, "Fitting the frozen-embedding baseline on the same splits…")
+        started = time.perf_counter()
+        first: list[float] = []  # seconds to the first progress report: loading the encoder and one batch
+
+        def progress(done: int, total: int) -> None:
+            now = time.perf_counter() - started
+            if not first:
+                first.append(now)
+            with self._lock:
+                if self._clock is not None:
+                    self._clock.on_share(done, total, now)
+                if not self._cancel.is_set():
+                    self._state.message = (
+                        f"Fitting the frozen-embedding baseline on the same splits: {done}/{total} (documents "
+                        "embedded, then C values fitted)"
+                    )
+
+        try:
+            from hpt_core import sentence_baseline
+
+            result = sentence_baseline.fit_sentence_baseline(
+                splits,
+                backbone=str(self.config.baseline_backbone),
+                max_length=request.model.max_length,
+                callback=progress,
+                cancel=self._cancel,
+            )
+        except ImportError:
+            return self._no_baseline("The frozen-embedding baseline is not available in this installation.")
+        except HPTError as e:
+            return self._no_baseline(f"The frozen-embedding baseline could not be fitted: {e}")
+        except Exception as e:  # noqa: BLE001 - the HPT model is saved; the baseline must not fail the job
+            log.exception("the frozen-embedding baseline failed")
+            return self._no_baseline(
+                f"The frozen-embedding baseline failed unexpectedly ({type(e).__name__}); the HPT model is saved."
+            )
+        if result.cancelled:
+            return self._no_baseline("The frozen-embedding baseline was cancelled; the HPT model is saved.")
+        docs = len(splits.train) + len(splits.dev) + len(splits.test)
+        load = first[0] if first else 0.0
+        with self._lock:  # its measured rate serves the next estimates on this device
+            _BASELINE_RATES[device_summary()] = (load, max(0.0, result.seconds - load) / max(1, docs))
+        self._update(baseline=result.to_dict())
+        return " The frozen-embedding baseline is beside it in the duel table."
+
+    def _no_baseline(self, message: str) -> str:
+        self._update(baseline_error=message)
+        return f" {message}"

@@ -18,6 +18,7 @@ from hpt_core.checkpoint import read_metrics
 from hpt_core.errors import CheckpointError, ConfigError
 from hpt_core.explain import Movement, WordMap, label_movement, word_map
 from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.label_names import LABEL_NAMES_FILE, LabelName, label_names_from_dict
 from hpt_core.predict import Predictor
 
 __all__ = ["ModelRegistry", "TEST_FILE"]
@@ -35,6 +36,7 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, Predictor] = OrderedDict()
         self._maps: dict[str, WordMap] = {}
         self._movements: dict[tuple[str, int], Movement] = {}
+        self._names: dict[str, dict[int, LabelName]] = {}
         config.user_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ names and files
@@ -89,6 +91,24 @@ class ModelRegistry:
         except (OSError, ValueError):
             return {}
 
+    def label_names(self, name: str) -> dict[int, LabelName]:
+        """The model's display names by label id (its ``label_names.json``, given when it was trained); empty when it
+        has none. Raises ``CheckpointError`` for a file that does not fit the model's hierarchy."""
+        with self._lock:
+            if name in self._names:
+                return self._names[name]
+        path = self.directory(name) / LABEL_NAMES_FILE
+        names: dict[int, LabelName] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise CheckpointError(f"{path}: cannot read the model's label names ({e}).") from e
+            names = label_names_from_dict(data, self.hierarchy(name), str(path))
+        with self._lock:
+            self._names[name] = names
+        return names
+
     def has_label_words(self, name: str) -> bool:
         """False for the plain fine-tune classifier (no prompt template, so no label words to explain)."""
         return self.model_config(name).get("template", "hpt") != "none"
@@ -139,6 +159,7 @@ class ModelRegistry:
     def _forget(self, name: str) -> None:
         """Drop what was computed from a model (call under the lock)."""
         self._maps.pop(name, None)
+        self._names.pop(name, None)
         for key in [key for key in self._movements if key[0] == name]:
             del self._movements[key]
 

@@ -138,7 +138,9 @@ def test_train_a_tiny_job_to_completion(client: Client, studio) -> None:
     name = status["model_name"]
     assert name.startswith("wos-demo-80-hpt-") and name in set(studio.registry.names()) - before
     assert status["total_steps"] == 2 * 4  # 64 training documents / batch 16 × 2 epochs
-    assert status["metrics"]["test"]["n_documents"] == 8 and len(status["evals"]) == 2
+    # 8 steps < 8 evaluations' worth: the dev set is scored after every step (until early stopping, if it stops)
+    assert status["metrics"]["test"]["n_documents"] == 8 and len(status["evals"]) == status["step"]
+    assert status["stopped_early"] == (status["step"] < 8) and status["estimate"]["plan"]["evaluations"] == 8
     directory = studio.registry.directory(name)
     assert {"model.safetensors", "config.json", "metrics.json", "test.jsonl", "README.md"} <= {
         p.name for p in directory.iterdir()
@@ -156,6 +158,31 @@ def test_train_a_tiny_job_to_completion(client: Client, studio) -> None:
     archive = studio.config.user_dir / ".downloads" / f"{name}.zip"
     with zipfile.ZipFile(archive) as z:
         assert "model.safetensors" in z.namelist()
+
+
+def test_label_names_go_in_last_and_show_in_predict(client: Client, studio, tmp_path: Path) -> None:
+    _wait_idle(studio)
+    names = tmp_path / "wos-names.tsv"
+    names.write_text("CS\tcomputer science\talgorithms, software and systems\nMedical\tmedicine\n", encoding="utf-8")
+    text, _, report = client.predict(DEMO, None, None, handle_file(str(names)), api_name="/validate")
+    assert report["ok"] and "**Label names** (wos-names.tsv): 2 of" in text
+    bad = tmp_path / "bad-names.tsv"
+    bad.write_text("CS > Machine learnin\tML\n", encoding="utf-8")
+    text, problems, report = client.predict(DEMO, None, None, handle_file(str(bad)), api_name="/validate")
+    assert not report["ok"] and problems["data"][0][1].startswith("bad-names.tsv:1: path:")
+    args = (DEMO, None, None, "hpt", _backbone(studio), 1, 16, 64, 1e-3, False, 300, handle_file(str(names)))
+    client.submit(*args, api_name="/train").result(timeout=300)
+    status = client.predict(api_name="/job_status")
+    assert status["state"] == "finished", status
+    name = status["model_name"]
+    assert studio.registry.train_config(name)["label_names"] == "wos-names.tsv"
+    _, table, _, result, _ = client.predict(
+        "Parallel algorithms for sorting on many processors", name, 0.05, "paper", "full", api_name="/predict"
+    )
+    assert table["headers"][-1] == "display names" and table["data"]
+    cs = [row for row in table["data"] if row[1].split(" > ")[0] == "CS"]
+    assert all(row[4].startswith("computer science") for row in cs)
+    assert result["display_names"] == [row[4] for row in table["data"]]
 
 
 def test_busy_then_cancel(client: Client, studio) -> None:

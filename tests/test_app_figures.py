@@ -256,6 +256,32 @@ def test_untrusted_label_names_are_escaped() -> None:
         assert "<img" not in json.dumps(json.loads(fig.to_json()))
 
 
+def test_display_names_from_the_shipped_label_names_file(ng: LabelHierarchy, real: dict) -> None:
+    from hpt_core.label_names import load_label_names
+
+    names = load_label_names(REPO / "assets" / "label-names" / "20ng.tsv", ng)
+    assert len(names) == ng.num_labels == 27
+    comp, graphics = ng.index("comp"), ng.index("comp.graphics")
+    display = {i: n.name for i, n in names.items() if i != graphics}  # as if the file did not name comp.graphics
+    notes = {i: n.description for i, n in names.items() if n.description}
+    row = real["scores"][0].tolist()
+    nodes = node_trace(tree_figure(ng, row, real["predicted"][0], display=display, notes=notes))
+    k = list(nodes.customdata).index(comp)
+    assert nodes.text[k] == "computers"  # the display name names the node
+    assert nodes.hovertext[k].startswith("<b>comp</b><br>shown as <i>computers</i><br>computer hardware, software")
+    k = list(nodes.customdata).index(graphics)  # a label without a display name keeps its own name
+    assert nodes.text[k] == "comp.graphics" and "shown as" not in nodes.hovertext[k]
+    icicle = icicle_figure(ng, row, display=display, notes=notes).data[0]
+    assert icicle.labels[comp + 1] == "computers" and "shown as <i>computers</i>" in icicle.customdata[comp + 1][0]
+    word_map = label_word_map_figure(ng, np.zeros((ng.num_labels, 2)), selected=comp, display=display)
+    assert "<b>computers</b>" in word_map.layout.annotations[0].text
+    assert "computers" in [t.name for t in word_map.data]  # the top-level traces carry the display names
+    # untrusted display names and descriptions are escaped like label names
+    evil = tree_figure(ng, display={comp: EVIL}, notes={comp: EVIL})
+    strings = all_strings(evil.to_plotly_json())
+    assert not [s for s in strings if "<img" in s] and any("&lt;img" in s for s in strings)
+
+
 # ---------------------------------------------------------------------------------------------------- icicle
 def icicle_check(trace) -> None:
     ids, parents, values = list(trace.ids), list(trace.parents), list(trace.values)

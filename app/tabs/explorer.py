@@ -3,12 +3,13 @@ from its initialisation, and a map of all label words."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import gradio as gr
 
 from app import figures
-from app.common import Studio, user_errors
+from app.common import Studio, display_names, display_path, user_errors
 from hpt_core.errors import HPTError
 from hpt_core.explain import INIT_BACKBONE, LabelMovement
 
@@ -17,9 +18,18 @@ __all__ = ["render", "explain", "movement_line", "word_map_figure", "label_choic
 WORD_HEADERS = ["#", "after training", "cosine", "as initialised", "cosine (init)"]
 
 
-def label_choices(studio: Studio, model: str) -> list[str]:
+def label_choices(studio: Studio, model: str) -> list[str | tuple[str, str]]:
+    """The label picker's choices: label paths, each shown with its display names when the model has them
+    (``("comp > comp.graphics · computers > graphics", "comp > comp.graphics")``); the value is always the path."""
     h = studio.registry.hierarchy(model)
-    return [h.path_string(i) for i in range(h.num_labels)]
+    names, _ = display_names(studio, model)
+    if not names:
+        return [h.path_string(i) for i in range(h.num_labels)]
+    return [(f"{h.path_string(i)} · {display_path(h, i, names)}", h.path_string(i)) for i in range(h.num_labels)]
+
+
+def _choice_value(choice: str | tuple[str, str]) -> str:
+    return choice[1] if isinstance(choice, tuple) else choice
 
 
 def _label_id(studio: Studio, model: str, label: str) -> int:
@@ -61,8 +71,14 @@ def explain(studio: Studio, model: str, label: str, top_k: int = 10) -> tuple[li
         else "the mean embedding of the label name's word pieces, rebuilt from the model's current embeddings (the "
         "backbone it was trained from cannot be used here)"
     )
+    names, notes = display_names(studio, model)
+    shown = ""
+    if label_id in names:
+        h = studio.registry.hierarchy(model)
+        shown = f" Shown as *{html.escape(display_path(h, label_id, names))}*"
+        shown += f": {html.escape(notes[label_id])}." if label_id in notes else "."
     text = (
-        f"**{' > '.join(after.path)}** (depth {after.depth}). {movement_line(item, top_k)}\n\n"
+        f"**{' > '.join(after.path)}** (depth {after.depth}).{shown} {movement_line(item, top_k)}\n\n"
         f"*As initialised* is the label word before training, {source}; *after training* is the learned virtual label "
         "word. Similarity is the cosine with each vocabulary word's embedding.\n\n"
         f"*This model:* {movement.sentence()}"
@@ -82,7 +98,8 @@ def word_map_figure(studio: Studio, model: str, label: str, top_k: int = 10) -> 
         coords = wmap.word_coords[label_id]
         neighbours = [(w, s, float(x), float(y)) for (w, s), (x, y) in zip(words, coords)]
     h = studio.registry.hierarchy(model)
-    return figures.label_word_map_figure(h, wmap.label_coords.tolist(), label_id, neighbours)
+    names, _ = display_names(studio, model)
+    return figures.label_word_map_figure(h, wmap.label_coords.tolist(), label_id, neighbours, display=names)
 
 
 def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
@@ -92,7 +109,7 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
     with gr.Row():
         label = gr.Dropdown(
             choices=choices,
-            value=choices[0] if choices else None,
+            value=_choice_value(choices[0]) if choices else None,
             label="Label",
             info="Type to search; or click a label in the Hierarchy tab.",
             filterable=True,
@@ -131,7 +148,7 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
 
     def on_model(model: str) -> Any:
         options = label_choices(studio, model) if model else []
-        return gr.update(choices=options, value=options[0] if options else None)
+        return gr.update(choices=options, value=_choice_value(options[0]) if options else None)
 
     model_picker.change(user_errors(on_model), model_picker, label, api_visibility="private")
     return {"label": label, "button": button, "words": words, "map": word_map}

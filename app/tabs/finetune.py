@@ -1,5 +1,6 @@
 """Fine-tune: upload a dataset (or take the demo one) → validation report → settings and a time estimate → training
-with live progress, curves and Cancel → evaluation → the new model in every picker, downloadable as a zip."""
+with live progress, curves and Cancel → evaluation, beside the frozen-embedding baseline (the duel) → the new model
+in every picker, downloadable as a zip."""
 
 from __future__ import annotations
 
@@ -14,15 +15,40 @@ import gradio as gr
 
 from app import figures
 from app.common import Studio, user_errors
-from app.jobs import VARIANT_CHOICES, BusyError, JobRequest, JobState, estimate_seconds, job_configs
-from hpt_core.data import validate
+from app.jobs import (
+    MIN_EVALUATIONS,
+    VARIANT_CHOICES,
+    BusyError,
+    JobEstimate,
+    JobRequest,
+    JobState,
+    cached_costs,
+    calibrate,
+    data_key,
+    estimate_job,
+    fallback_costs,
+    format_duration,
+    job_configs,
+    job_plan,
+)
+from hpt_core.data import read_records, validate
 from hpt_core.device import device_summary
-from hpt_core.errors import HPTError
+from hpt_core.errors import DatasetError, HPTError
+from hpt_core.finetune import prepare_splits
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.label_names import load_label_names
+from hpt_core.model import HPTConfig
+from hpt_core.training import TrainConfig
 
 __all__ = [
     "render",
     "wire_training",
     "validate_upload",
+    "check_label_names",
+    "estimate",
+    "estimate_markdown",
+    "duel_view",
+    "job_settings",
     "train_job",
     "watch",
     "reattach",
@@ -30,6 +56,7 @@ __all__ = [
     "UPLOAD",
     "SETTINGS",
     "PROBLEM_HEADERS",
+    "EARLY_STOPPING_HELP",
 ]
 
 DEMO = "Demo dataset (real Web of Science abstracts)"
@@ -37,8 +64,14 @@ UPLOAD = "Upload my own data"
 PROBLEM_HEADERS = ["#", "problem"]
 MAX_PROBLEMS_SHOWN = 200
 POLL_SECONDS = 1.0
-# The panel's settings, in the order of the /train API after its three data inputs (README: keep it).
+# The panel's settings, in the order of the /train API after its three data inputs (README: keep it); the label-names
+# upload comes after them, last, so that older callers with 11 inputs keep working.
 SETTINGS = ("variant", "backbone", "epochs", "batch_size", "max_length", "lr", "adapt", "adapt_steps")
+EARLY_STOPPING_HELP = (
+    f"**Early stopping:** the job scores the dev set at least {MIN_EVALUATIONS} times (every epoch when there are "
+    f"{MIN_EVALUATIONS} or more, else every 1/{MIN_EVALUATIONS} of the run) and stops after {{patience}} "
+    "evaluations in a row without a dev macro-F1 gain; the model keeps its best dev state. Epochs are an upper bound."
+)
 
 
 def _inputs(
@@ -64,10 +97,44 @@ def _check_size(path: Path, name: str, limit_mb: int) -> None:
         )
 
 
+def _job_hierarchy(data: Path, hierarchy: Path | None) -> LabelHierarchy:
+    """The label tree a job on ``data`` trains on (as ``prepare_splits`` builds it)."""
+    if hierarchy is not None:
+        return LabelHierarchy.from_taxonomy(hierarchy)
+    return LabelHierarchy.from_paths(p for r in read_records(data) for p in r.paths)
+
+
+def check_label_names(
+    studio: Studio, source: str, data_file: str | None, hierarchy_file: str | None, names_file: str | None
+) -> tuple[list[str], str]:
+    """Problems of a label-names upload against the data's label tree (each ``file:line: field: what to fix``, under
+    the upload's own name) and a sentence for the report (empty without an upload)."""
+    if not names_file:
+        return [], ""
+    names = Path(names_file)
+    _check_size(names, names.name, studio.config.max_upload_mb)
+    data, _, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
+    try:
+        found = load_label_names(names, _job_hierarchy(data, hierarchy))
+    except DatasetError as e:
+        problems = getattr(e, "problems", None) or [str(e)]
+        return [p.replace(str(names), names.name) for p in problems], ""
+    h = _job_hierarchy(data, hierarchy)
+    return [], (
+        f"**Label names** ({html.escape(names.name)}): {len(found)} of {h.num_labels} labels get a display name; "
+        "their label words start from it, and the app shows it with the model."
+    )
+
+
 def validate_upload(
-    studio: Studio, source: str, data_file: str | None, hierarchy_file: str | None
+    studio: Studio,
+    source: str,
+    data_file: str | None,
+    hierarchy_file: str | None,
+    names_file: str | None = None,
 ) -> tuple[str, list[list[Any]], dict[str, Any]]:
-    """Validation report (markdown), problems table and the report as JSON (``ok`` tells whether training may start)."""
+    """Validation report (markdown), problems table and the report as JSON (``ok`` tells whether training may start).
+    ``names_file`` (a label-names upload) is checked against the data's label tree once the data has no problems."""
     data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
     _check_size(data, name, studio.config.max_upload_mb)
     if hierarchy is not None:
@@ -89,6 +156,13 @@ def validate_upload(
     if report.n_labels > studio.config.max_labels:
         problems.append(f"{name}: {report.n_labels:,} labels is over this app's limit of {studio.config.max_labels:,}.")
     found = (report.problems_found or 0) + len(problems) - len(report.problems)
+    names_line = ""
+    if names_file and not found:
+        names_problems, names_line = check_label_names(studio, source, data_file, hierarchy_file, names_file)
+        problems += names_problems
+        found += len(names_problems)
+    elif names_file:
+        names_line = "The label names are checked once the data has no problems."
     esc = html.escape
     lines = [f"### {esc(name)}"]
     lines.append(
@@ -103,6 +177,8 @@ def validate_upload(
         )
     elif report.n_documents:
         lines.append("No `split` column: training makes a seeded, stratified 80/10/10 train/dev/test split.")
+    if names_line:
+        lines.append(names_line)
     if found:
         lines.append(
             f"**{found} problem{'s' if found != 1 else ''} found; training is disabled until they are fixed.** "
@@ -120,48 +196,95 @@ def validate_upload(
     return "\n\n".join(lines), [[k + 1, p] for k, p in enumerate(problems)], result
 
 
+_SPLITS: dict[tuple[str, int], Any] = {}  # the last data file's splits (estimates follow every slider move)
+
+
+def _splits(data: Path, hierarchy: Path | None, seed: int, name: str, key: str) -> Any:
+    cache_key = (f"{key}|{data_key(hierarchy) if hierarchy else ''}", seed)
+    if cache_key not in _SPLITS:
+        _SPLITS.clear()
+        _SPLITS[cache_key] = prepare_splits(data, hierarchy_file=hierarchy, split_seed=seed, source_name=name)
+    return _SPLITS[cache_key]
+
+
+def estimate_markdown(estimate: JobEstimate, device: str, note: str = "") -> str:
+    """The panel's time estimate: the full run as "about N min", the earliest early stop, and what it counts."""
+    plan, costs = estimate.plan, estimate.costs
+    parts = estimate.parts
+    counted = []
+    for part, seconds in parts.items():
+        if part == "training steps":
+            what = f"{plan.steps} training steps × {costs.step:.2f} s"
+        elif part == "dev evaluations":
+            what = f"{plan.evaluations} dev evaluations of {plan.n_dev} documents"
+        elif part == "scoring dev and test":
+            what = f"scoring {plan.n_dev + plan.n_test} dev and test documents"
+        elif part == "adapting the backbone":
+            what = f"{plan.adapt_steps} masked-LM steps adapting the backbone"
+        else:
+            what = part
+        counted.append(f"{what} ({format_duration(seconds)})")
+    full, earliest = format_duration(estimate.seconds), format_duration(estimate.earliest)
+    when = (
+        f"**about {full}** if it runs every epoch; early stopping (after {plan.patience} evaluations without a dev "
+        f"macro-F1 gain) can end it from about {earliest}"
+        if estimate.earliest < 0.9 * estimate.seconds
+        else f"**about {full}**"
+    )
+    return (
+        f"Training runs on **{html.escape(device)}**: {when}.\n\nIt counts: {', '.join(counted)}. Costs: "
+        f"{html.escape(costs.source)}{'; ' + note if note else ''}. While the job runs, its time left comes from its "
+        "own measured rates."
+    )
+
+
 def estimate(
     studio: Studio,
     report: dict[str, Any] | None,
-    epochs: float,
-    batch_size: float,
-    max_length: float,
-    backbone: str,
-    adapt: bool = False,
-    adapt_steps: float = 0,
-) -> str:
-    """A sentence with the expected training time on this machine."""
+    settings: Mapping[str, Any],
+    source: str = DEMO,
+    data_file: str | None = None,
+    hierarchy_file: str | None = None,
+    measure: bool = True,
+) -> Iterator[str]:
+    """The time estimate of a job with these ``settings`` (``SETTINGS`` by name) on the validated data: yields a
+    "measuring" line first when it calibrates (``app.jobs.calibrate``: a few real training steps on this machine,
+    once per backbone, batch, length and data file), then the estimate. While another job runs it does not measure
+    (that would slow the job and be slowed by it): it uses an earlier measurement or the 2-core constants."""
     device = device_summary()
     if not report or not report.get("ok"):
-        return f"Training runs on **{device}**. Validate a dataset to see a time estimate."
-    n_train = (
-        int(report["n_documents"] * 0.8) if not report.get("splits", {}).get("train") else report["splits"]["train"]
-    )
-    seconds = estimate_seconds(n_train, int(epochs), int(batch_size), int(max_length), backbone, studio.config)
-    adapting = ""
-    if adapt and adapt_steps:
-        per_step = estimate_seconds(int(batch_size), 1, int(batch_size), int(max_length), backbone, studio.config)
-        seconds += per_step * int(adapt_steps)
-        adapting = f", after {int(adapt_steps)} masked-LM steps adapting the backbone"
-    where = "CPU" if device.startswith("CPU") else "GPU (much faster than this CPU estimate)"
-    return (
-        f"Training runs on **{device}**. About **{_duration(seconds)}** on a 2-core CPU for {n_train:,} "
-        f"training documents × {int(epochs)} epochs{adapting} ({where}); early stopping may end it sooner."
-    )
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+        yield f"Training runs on **{device}**. Validate a dataset to see a time estimate."
+        return
+    try:
+        train, model = job_settings(studio, settings)
+    except HPTError as e:
+        yield f"Training runs on **{device}**. No estimate: {html.escape(str(e), quote=False)}"
+        return
+    data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
+    key = data_key(data)
+    splits = _splits(data, hierarchy, train.seed, name, key)
+    adapt_steps = int(settings.get("adapt_steps") or 0) if settings.get("adapt") else 0
+    baseline = studio.config.baseline_backbone is not None
+    plan = job_plan(train, len(splits.train), len(splits.dev), len(splits.test), adapt_steps, baseline)
+    costs, note = cached_costs(model, train, key), ""
+    if costs is None and measure and not studio.jobs.status().running:
+        yield f"Training runs on **{device}**. Measuring this machine's step time for these settings…"
+        try:
+            costs = calibrate(splits, model, train, key)
+        except Exception as e:  # noqa: BLE001 - e.g. a backbone that cannot be loaded offline: use the constants
+            note = f"could not measure here ({type(e).__name__})"
+    elif costs is None:
+        note = "not measured: a job is running" if measure else ""
+    if costs is None:
+        costs = fallback_costs(model.backbone, train.batch_size, model.max_length)
+    yield estimate_markdown(estimate_job(plan, costs), device, note)
 
 
 def _progress_html(state: JobState) -> str:
     fraction = state.step / state.total_steps if state.total_steps else 0.0
-    eta = f" · about {_duration(state.eta_seconds)} left" if state.eta_seconds is not None and state.running else ""
+    eta = ""
+    if state.eta_seconds is not None and state.running:
+        eta = f" · about {format_duration(state.eta_seconds)} left" if state.eta_seconds >= 1 else " · finishing"
     colour = {"failed": "#c0392b", "cancelled": "#7f8c8d", "finished": "#27ae60"}.get(state.state, "#2c7fb8")
     return (
         '<div class="hpt-progress">'
@@ -170,7 +293,7 @@ def _progress_html(state: JobState) -> str:
         '<div style="font-size:0.9em;margin-top:4px">'
         f"{html.escape(state.state)}{' · ' + html.escape(state.phase) if state.phase and state.running else ''}"
         f" · step {state.step}/{state.total_steps}"
-        f" · {_duration(state.elapsed_seconds)} elapsed{eta}</div></div>"
+        f" · {format_duration(state.elapsed_seconds)} elapsed{eta}</div></div>"
     )
 
 
@@ -184,16 +307,79 @@ def _status_markdown(state: JobState) -> str:
             f"Backbone adapted to the training texts: {a['steps']} masked-LM steps in {a['seconds']:.0f} s, held-out "
             f"masked top-1 {100 * a['masked_top1_before']:.1f} % → {100 * a['masked_top1_after']:.1f} %."
         )
+    if state.running and state.estimate:
+        lines.append(
+            f"Estimated before it started: about {format_duration(state.estimate['seconds'])} for every epoch; the "
+            "time left above comes from this job's own measured rate."
+        )
     if state.device:
         lines.append(f"Device: {html.escape(state.device)}")
     return "\n\n".join(lines)
 
 
+DUEL_HEADERS = [
+    "split",
+    "level",
+    "documents",
+    "HPT micro-F1 %",
+    "HPT macro-F1 %",
+    "baseline micro-F1 %",
+    "baseline macro-F1 %",
+    "macro-F1 margin (points)",
+]
+
+
+def _percent(value: Any) -> Any:
+    return round(100 * float(value), 1) if isinstance(value, (int, float)) else ""
+
+
+def duel_view(state: JobState) -> tuple[dict[str, Any] | None, str]:
+    """The duel of a finished job: HPT and the frozen-embedding baseline side by side on dev and test, overall and
+    per depth (``{"headers", "data"}`` for a table, F1 in %; None when there is nothing to compare), and a Markdown
+    verdict (``hpt_core.sentence_baseline.duel_verdict``) or why the baseline is missing."""
+    if state.state != "finished" or not state.metrics:
+        return None, ""
+    if not state.baseline:
+        why = state.baseline_error or "No frozen-embedding baseline was fitted for this job."
+        return None, f"**Baseline:** {html.escape(why)}"
+    from hpt_core.sentence_baseline import duel_table, duel_verdict
+
+    try:
+        rows = duel_table(state.metrics, state.baseline)
+        verdict = duel_verdict(state.metrics, state.baseline)
+    except (KeyError, TypeError, ValueError) as e:  # a malformed result: the model itself is fine
+        return None, f"**Baseline:** the comparison could not be built ({html.escape(type(e).__name__)})."
+    data = [
+        [
+            row["split"],
+            row["level"],
+            row["n_documents"],
+            _percent(row["hpt_micro_f1"]),
+            _percent(row["hpt_macro_f1"]),
+            _percent(row["baseline_micro_f1"]),
+            _percent(row["baseline_macro_f1"]),
+            _percent(row["macro_f1_margin"]),
+        ]
+        for row in rows
+    ]
+    b = state.baseline
+    about = (
+        f"The baseline: {html.escape(str(b.get('name', 'frozen embeddings')))} on "
+        f"`{html.escape(str(b.get('backbone', '?')))}`"
+        + (f", C = {b['c']:g} (chosen on {html.escape(str(b.get('chosen_on', 'dev')))})" if b.get("c") else "")
+        + (f", fitted in {format_duration(b['seconds'])}" if isinstance(b.get("seconds"), (int, float)) else "")
+        + ", on the same train/dev/test split as the HPT model."
+        + (f" {html.escape(str(b['note']))}" if b.get("note") else "")
+    )
+    return {"headers": DUEL_HEADERS, "data": data}, f"**Verdict:** {html.escape(verdict)}\n\n{about}"
+
+
 def _view(studio: Studio, state: JobState, pickers: int) -> list[Any]:
-    """Output values of one job snapshot: progress, status, curves, depth bars, confusion, download, pickers,
-    buttons."""
+    """Output values of one job snapshot: progress, status, curves, depth bars, confusion, duel table, verdict,
+    download, pickers, buttons."""
     curves = figures.training_curves_figure(state.steps, state.losses, state.evals)
-    depth = confusion = gr.update(visible=False)
+    depth = confusion = duel = gr.update(visible=False)
+    verdict = gr.update(value="", visible=False)
     download = gr.update(visible=False)
     picker = [gr.skip()] * pickers
     if state.state == "finished" and state.model_name:
@@ -206,12 +392,27 @@ def _view(studio: Studio, state: JobState, pickers: int) -> list[Any]:
                 confusion = gr.update(
                     value=figures.confusion_figure(rows, conf["matrix"], columns=conf["labels"]), visible=True
                 )
+        table, text = duel_view(state)
+        if table is not None:
+            duel = gr.update(value=table, visible=True)
+        verdict = gr.update(value=text, visible=bool(text))
         download = gr.update(value=str(_zip(studio, state.model_name)), visible=True)
         names = studio.registry.names()
         picker = [gr.update(choices=names)] * pickers
     running = state.running
     buttons = [gr.update(interactive=not running), gr.update(interactive=running)]
-    return [_progress_html(state), _status_markdown(state), curves, depth, confusion, download, *picker, *buttons]
+    return [
+        _progress_html(state),
+        _status_markdown(state),
+        curves,
+        depth,
+        confusion,
+        duel,
+        verdict,
+        download,
+        *picker,
+        *buttons,
+    ]
 
 
 def _zip(studio: Studio, name: str) -> Path:
@@ -234,20 +435,11 @@ def watch(studio: Studio, pickers: int = 0, first: JobState | None = None) -> It
         yield _view(studio, state, pickers)
 
 
-def train_job(
-    studio: Studio,
-    source: str,
-    data_file: str | None,
-    hierarchy_file: str | None,
-    settings: Mapping[str, Any],
-    pickers: int = 0,
-) -> Iterator[list[Any]]:
-    """Start a job (or refuse at once: busy, or problems in the data) and stream its progress until it ends.
-
-    ``settings`` are the panel's values by name (``SETTINGS``): ``variant`` and ``backbone`` from the app's lists,
-    ``adapt``/``adapt_steps``, and config fields (``epochs``, ``batch_size``, ``max_length``, ``lr``) that override
-    the app's defaults. The app's limits are checked here; every value itself is checked by its config dataclass.
-    """
+def job_settings(studio: Studio, settings: Mapping[str, Any]) -> tuple[TrainConfig, HPTConfig]:
+    """The two configs of a job with the panel's ``settings`` (``SETTINGS`` by name): ``variant`` and ``backbone``
+    from the app's lists (a backbone off the allow-list is never loaded), and ``epochs``, ``batch_size``,
+    ``max_length``, ``lr`` within the app's limits, overriding its defaults; each value is then checked by its config
+    dataclass."""
     cfg = studio.config
     backbone, variant = settings["backbone"], settings["variant"]
     if backbone not in cfg.backbones.values():
@@ -272,20 +464,50 @@ def train_job(
     for ok, message in limits:
         if not ok:
             raise HPTError(f"{message} in this app.")
-    train, model = job_configs(cfg, variant, **values)
+    return job_configs(cfg, variant, **values)
+
+
+def train_job(
+    studio: Studio,
+    source: str,
+    data_file: str | None,
+    hierarchy_file: str | None,
+    settings: Mapping[str, Any],
+    pickers: int = 0,
+    names_file: str | None = None,
+) -> Iterator[list[Any]]:
+    """Start a job (or refuse at once: busy, or problems in the data or the label names) and stream its progress
+    until it ends.
+
+    ``settings`` are the panel's values by name (``SETTINGS``): ``variant`` and ``backbone`` from the app's lists,
+    ``adapt``/``adapt_steps``, and config fields (``epochs``, ``batch_size``, ``max_length``, ``lr``) that override
+    the app's defaults. The app's limits are checked here; every value itself is checked by its config dataclass.
+    ``names_file`` is an optional label-names upload (TSV or JSON, ``hpt_core.label_names``).
+    """
+    train, model = job_settings(studio, settings)
     if studio.jobs.status().running:
         raise BusyError(
             "Busy: a fine-tune job is already running; try again when the current job finishes (or cancel it)."
         )
-    _, _, report = validate_upload(studio, source, data_file, hierarchy_file)
+    _, _, report = validate_upload(studio, source, data_file, hierarchy_file, names_file)
     if not report["ok"]:
         raise HPTError(
-            f"{report['source']}: {report['problems_found']} problem(s) in the data; fix them (see the validation "
-            "report) before training."
+            f"{report['source']}: {report['problems_found']} problem(s) in the data or the label names; fix them "
+            "(see the validation report) before training."
         )
     data, name, hierarchy = _inputs(studio, source, data_file, hierarchy_file)
     adapt_steps = int(settings["adapt_steps"]) if settings["adapt"] else 0
-    request = JobRequest(data, name, train, model, hierarchy_file=hierarchy, adapt_steps=adapt_steps)
+    names = Path(names_file) if names_file else None
+    request = JobRequest(
+        data,
+        name,
+        train,
+        model,
+        hierarchy_file=hierarchy,
+        adapt_steps=adapt_steps,
+        label_names_file=names,
+        label_names_name=names.name if names else None,
+    )
     state = studio.jobs.start(request)
     yield from watch(studio, pickers, state)
 
@@ -297,7 +519,10 @@ def render(studio: Studio) -> dict[str, Any]:
         'Train HPT on your own hierarchy. **Data**: JSONL (`{"text": ..., "labels": [["A", "B"]]}` per line), '
         "JSON, CSV or TSV with `text` and `labels` columns (paths as `A > B`, several separated by `;`), optionally a "
         "`split` column (`train`/`dev`/`test`). **Hierarchy** (optional): a tab-separated file, each line a parent "
-        "followed by its children (`Root` first); otherwise the union of the label paths."
+        "followed by its children (`Root` first); otherwise the union of the label paths. **Label names** "
+        "(optional): a display name, and optionally a description, per label path, as TSV "
+        '(`path<TAB>name<TAB>description`, e.g. `assets/label-names/20ng.tsv`) or JSON (`{"A > B": "name"}`); '
+        "the label words start from these names and the app shows them with the model."
     )
     with gr.Row():
         with gr.Column():
@@ -310,6 +535,12 @@ def render(studio: Studio) -> dict[str, Any]:
                 visible=False,
             )
             hierarchy_file = gr.File(label="Hierarchy file (optional)", type="filepath", visible=False)
+            names_file = gr.File(
+                elem_id="ft-label-names",
+                label="Label names (TSV or JSON, optional)",
+                file_types=[".tsv", ".txt", ".json"],
+                type="filepath",
+            )
             validate_button = gr.Button("Validate", variant="secondary", elem_id="ft-validate")
         with gr.Column():
             report_md = gr.Markdown(
@@ -332,7 +563,13 @@ def render(studio: Studio) -> dict[str, Any]:
             default_backbone = cfg.model.backbone if cfg.model.backbone in offered else offered[0]
             backbone = gr.Dropdown(list(cfg.backbones.items()), value=default_backbone, label="Backbone")
         with gr.Row():
-            epochs = gr.Slider(1, cfg.max_epochs, value=cfg.train.epochs, step=1, label="Epochs")
+            epochs = gr.Slider(
+                1,
+                cfg.max_epochs,
+                value=cfg.train.epochs,
+                step=1,
+                label="Epochs (at most: early stopping may end sooner)",
+            )
             batch_size = gr.Slider(1, cfg.max_batch_size, value=cfg.train.batch_size, step=1, label="Batch size")
             max_length = gr.Slider(
                 32, cfg.max_length_limit, value=cfg.model.max_length, step=16, label="Maximum length (tokens)"
@@ -347,8 +584,10 @@ def render(studio: Studio) -> dict[str, Any]:
                 "step).",
             )
             adapt_steps = gr.Slider(50, 2000, value=300, step=50, label="Adaptation steps")
+        gr.Markdown(EARLY_STOPPING_HELP.format(patience=cfg.train.patience), elem_id="ft-early-stopping")
         estimate_md = gr.Markdown(
-            estimate(studio, None, cfg.train.epochs, cfg.train.batch_size, cfg.model.max_length, default_backbone)
+            f"Training runs on **{device_summary()}**. Validate a dataset to see a time estimate.",
+            elem_id="ft-estimate",
         )
     with gr.Row():
         train_button = gr.Button("Train", variant="primary", interactive=False, elem_id="ft-train")
@@ -360,6 +599,14 @@ def render(studio: Studio) -> dict[str, Any]:
     with gr.Row():
         depth_plot = gr.Plot(label="Test F1 per depth", visible=False)
         confusion_plot = gr.Plot(label="Top-level confusion (test)", visible=False)
+    duel_table = gr.Dataframe(
+        elem_id="ft-duel",
+        headers=DUEL_HEADERS,
+        label="HPT vs the frozen-embedding baseline, same splits (F1 %, per depth)",
+        interactive=False,
+        visible=False,
+    )
+    verdict_md = gr.Markdown(elem_id="ft-verdict", visible=False)
     download = gr.DownloadButton("Download the model (.zip)", visible=False)
     status_json = gr.JSON(visible=False)
 
@@ -367,31 +614,36 @@ def render(studio: Studio) -> dict[str, Any]:
         lambda s: [gr.update(visible=s == UPLOAD)] * 2, source, [data_file, hierarchy_file], api_visibility="private"
     )
 
-    def on_validate(src: str, data: str | None, hier: str | None) -> list[Any]:
-        text, rows, report = validate_upload(studio, src, data, hier)
+    def on_validate(src: str, data: str | None, hier: str | None, names: str | None = None) -> list[Any]:
+        text, rows, report = validate_upload(studio, src, data, hier, names)
         return [text, rows, report, gr.update(interactive=report["ok"])]
 
+    controls = [variant, backbone, epochs, batch_size, max_length, lr, adapt, adapt_steps]
+
+    def on_estimate(report: dict[str, Any] | None, src: str, data: str | None, hier: str | None, *values: Any):
+        yield from estimate(studio, report, dict(zip(SETTINGS, values, strict=True)), src, data, hier)
+
+    estimate_inputs = [report_json, source, data_file, hierarchy_file, *controls]
     validate_button.click(
         user_errors(on_validate),
-        [source, data_file, hierarchy_file],
+        [source, data_file, hierarchy_file, names_file],
         [report_md, problems, report_json, train_button],
         api_name="validate",
     ).then(
         lambda r: gr.update(visible=bool(r) and not r.get("ok", True)), report_json, problems, api_visibility="private"
-    ).then(
-        lambda *args: estimate(studio, *args),
-        [report_json, epochs, batch_size, max_length, backbone, adapt, adapt_steps],
-        estimate_md,
-        api_visibility="private",
-    )
-    for control in (source, data_file, hierarchy_file):
+    ).then(user_errors(on_estimate), estimate_inputs, estimate_md, api_visibility="private")
+    for control in (source, data_file, hierarchy_file, names_file):
         control.change(lambda: gr.update(interactive=False), None, train_button, api_visibility="private")
-    for control in (epochs, batch_size, max_length, backbone, adapt, adapt_steps):
-        control.change(
-            lambda *args: estimate(studio, *args),
-            [report_json, epochs, batch_size, max_length, backbone, adapt, adapt_steps],
+    sliders = (epochs, batch_size, max_length, adapt_steps)  # on release: a drag would measure every value it passes
+    for event in [c.release for c in sliders] + [c.change for c in (variant, backbone, adapt)]:
+        event(
+            user_errors(on_estimate),
+            estimate_inputs,
             estimate_md,
             api_visibility="private",
+            trigger_mode="always_last",
+            concurrency_limit=1,
+            concurrency_id="ft-estimate",
         )
 
     return {
@@ -404,9 +656,10 @@ def render(studio: Studio) -> dict[str, Any]:
         "problems": problems,
         "status": status_md,
         "status_json": status_json,
-        "settings": dict(zip(SETTINGS, [variant, backbone, epochs, batch_size, max_length, lr, adapt, adapt_steps])),
+        "settings": dict(zip(SETTINGS, controls)),
         "hierarchy_file": hierarchy_file,
-        "view": [progress, status_md, curves, depth_plot, confusion_plot, download],
+        "label_names_file": names_file,
+        "view": [progress, status_md, curves, depth_plot, confusion_plot, duel_table, verdict_md, download],
         "status_button": status_button,
     }
 
@@ -420,18 +673,34 @@ def reattach(studio: Studio, pickers: int, n_outputs: int) -> Iterator[list[Any]
 
 
 def wire_training(studio: Studio, ft: dict[str, Any], pickers: list[gr.Dropdown], demo: gr.Blocks) -> None:
-    """Events of the job (``/train``, ``/cancel``, ``/job_status``); ``pickers`` get the new model when it is saved."""
+    """Events of the job (``/train``, ``/cancel``, ``/job_status``); ``pickers`` get the new model when it is saved.
+
+    ``/train`` takes the three data inputs, the ``SETTINGS`` in order, then the optional label-names file (last, with
+    a default, so callers that send the first 11 inputs keep working)."""
     outputs = [*ft["view"], *pickers, ft["train"], ft["cancel"]]
     n = len(pickers)
 
-    def on_train(*args: Any) -> Iterator[list[Any]]:  # one signature for the whole /train API, as before
-        source, data_file, hierarchy_file, *values = args
-        settings = dict(zip(ft["settings"], values, strict=True))  # the components' names, in the inputs' order
-        yield from train_job(studio, source, data_file, hierarchy_file, settings, pickers=n)
+    def on_train(
+        source: str,
+        data_file: str | None,
+        hierarchy_file: str | None,
+        variant: str,
+        backbone: str,
+        epochs: float,
+        batch_size: float,
+        max_length: float,
+        lr: float,
+        adapt: bool,
+        adapt_steps: float,
+        label_names_file: str | None = None,
+    ) -> Iterator[list[Any]]:
+        values = (variant, backbone, epochs, batch_size, max_length, lr, adapt, adapt_steps)
+        settings = dict(zip(SETTINGS, values, strict=True))
+        yield from train_job(studio, source, data_file, hierarchy_file, settings, n, label_names_file)
 
     ft["train"].click(
         user_errors(on_train),
-        [ft["source"], ft["data_file"], ft["hierarchy_file"], *ft["settings"].values()],
+        [ft["source"], ft["data_file"], ft["hierarchy_file"], *ft["settings"].values(), ft["label_names_file"]],
         outputs,
         api_name="train",
         show_progress="hidden",

@@ -14,6 +14,8 @@ from app.common import (
     VIEW_CHOICES,
     Studio,
     clip_text,
+    display_names,
+    display_path,
     label_vector,
     probability_to_score,
     tree_mode,
@@ -23,6 +25,7 @@ from app.common import (
 __all__ = ["render", "predict", "load_examples"]
 
 PATH_HEADERS = ["rank", "predicted path", "probability", "depth"]
+NAMES_HEADER = "display names"  # a fifth column, for models trained with a label-names file
 
 
 def load_examples(files: dict[str, Path]) -> dict[str, str]:
@@ -41,15 +44,23 @@ def load_examples(files: dict[str, Path]) -> dict[str, str]:
 
 def predict(
     studio: Studio, text: str, model: str, threshold: float = 0.5, rule: str = "paper", view: str = "auto"
-) -> tuple[Any, list[list[Any]], str, dict[str, Any], Any]:
-    """Tree figure, ranked paths table, summary markdown, JSON result, icicle figure for one text."""
+) -> tuple[Any, dict[str, Any], str, dict[str, Any], Any]:
+    """Tree figure, ranked paths table (``{"headers", "data"}``), summary markdown, JSON result, icicle figure for
+    one text. A model trained with label names shows them: on the tree, in the icicle, and in a fifth table column
+    (the path column keeps the label paths, which select the label in the other tabs)."""
     text, note = clip_text(text, studio.config.max_text_chars)
     predictor = studio.registry.predictor(model)
     h = predictor.hierarchy
+    names, notes = display_names(studio, model)
     [pred] = predictor.predict(text, threshold=probability_to_score(threshold), rule=rule, all_scores=True)
     scores, predicted = label_vector(h, pred)
     prob = {" > ".join(s.path): s.probability for s in pred.scores}
     rows = [[k + 1, " > ".join(p), round(prob[" > ".join(p)], 4), len(p) - 1] for k, p in enumerate(pred.paths)]
+    headers = list(PATH_HEADERS)
+    if names:
+        headers.append(NAMES_HEADER)
+        for row, path in zip(rows, pred.paths):
+            row.append(display_path(h, h.index(path), names))
     lines = []
     if rows:
         lines.append(
@@ -71,12 +82,17 @@ def predict(
         lines.append(note)
     mode = tree_mode(view, h.num_labels)
     title = "Predicted paths and their siblings" if mode == "paths" else "Label tree"
-    tree = figures.tree_figure(h, scores, predicted, mode=mode, threshold=probability_to_score(threshold), title=title)
-    icicle = figures.icicle_figure(h, scores, title="Every label, coloured by probability")
+    threshold_score = probability_to_score(threshold)
+    tree = figures.tree_figure(
+        h, scores, predicted, mode=mode, threshold=threshold_score, title=title, display=names, notes=notes
+    )
+    icicle = figures.icicle_figure(h, scores, title="Every label, coloured by probability", display=names, notes=notes)
     result = pred.to_dict() | {"model": model, "threshold": threshold, "rule": rule}
+    if names:
+        result["display_names"] = [display_path(h, h.index(p), names) for p in pred.paths]
     if note:
         result["note"] = note
-    return tree, rows, "\n\n".join(lines), result, icicle
+    return tree, {"headers": headers, "data": rows}, "\n\n".join(lines), result, icicle
 
 
 def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
