@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--dataset", action="append", choices=DATASETS, help="only these datasets")
     parser.add_argument("--method", action="append", help="only these methods")
+    parser.add_argument("--seed", action="append", type=int, help="only these seeds")
+    parser.add_argument(
+        "--only-backbone", action="append", metavar="NAME", help="only the runs on these of the preset's backbones"
+    )
     parser.add_argument("--backbone", help="replace the preset's backbones with this one (name or directory)")
     parser.add_argument(
         "--set",
@@ -59,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         preset = preset_variant(preset, args.set)
 
     def only(dataset: str, method: str, backbone: str, seed: int) -> bool:
-        return (not args.dataset or dataset in args.dataset) and (not args.method or method in args.method)
+        return (
+            (not args.dataset or dataset in args.dataset)
+            and (not args.method or method in args.method)
+            and (not args.seed or seed in args.seed)
+            and (not args.only_backbone or backbone in args.only_backbone)
+        )
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
