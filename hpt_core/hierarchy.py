@@ -298,10 +298,15 @@ class LabelHierarchy:
                         f"label path {shown!r} is deeper than the hierarchy: {key[k - 1]!r} has no children; "
                         "shorten the path or add the label to the hierarchy file."
                     )
-                kids = ", ".join(repr(self.name(c)) for c in self._children[parent][:8])
+                kids = self._some_names(self._children[parent])
                 return f"label {key[k]!r} is not a child of {key[k - 1]!r} (children: {kids}); check the spelling."
-        tops = ", ".join(repr(self.name(c)) for c in self.labels_at_depth(0)[:8])
-        return f"label {key[0]!r} is not a top-level label of the hierarchy (top-level: {tops}...); check the spelling."
+        tops = self._some_names(self.labels_at_depth(0))
+        return f"label {key[0]!r} is not a top-level label of the hierarchy (top-level: {tops}); check the spelling."
+
+    def _some_names(self, labels: Sequence[int], limit: int = 8) -> str:
+        """The first ``limit`` names, quoted, and "and N more" when there are more."""
+        shown = ", ".join(repr(self.name(c)) for c in labels[:limit])
+        return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
 
     def closure(self, labels: Iterable[int]) -> list[int]:
         """The labels plus all their ancestors, sorted."""

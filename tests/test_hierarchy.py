@@ -248,3 +248,14 @@ def test_dict_round_trip(wos_hierarchy: LabelHierarchy, tiny_tree: LabelHierarch
 def test_from_dict_rejects_bad_data(data: dict, pattern: str):
     with pytest.raises(HierarchyError, match=pattern):
         LabelHierarchy.from_dict(data)
+
+
+def test_unknown_label_hints_say_how_many_names_are_not_shown():
+    tree = LabelHierarchy.from_paths([["Top", f"child{k:02d}"] for k in range(11)] + [[f"other{k}"] for k in range(9)])
+    with pytest.raises(HierarchyError) as caught:
+        tree.index(["Top", "nope"])
+    assert "'child07' and 3 more); check" in str(caught.value) and "'child08'" not in str(caught.value)
+    with pytest.raises(HierarchyError, match=r"top-level: 'Top', .*'other6' and 2 more\); check"):
+        tree.index(["nope"])
+    with pytest.raises(HierarchyError, match=r"\(children: 'Genetics', 'Zoology'\); check"):  # all shown: no "more"
+        LabelHierarchy.from_paths([["Biology", "Genetics"], ["Biology", "Zoology"]]).index(["Biology", "x"])
