@@ -39,6 +39,7 @@ _EXPORTS = {
     "decode": "hpt_core.inference",
     "EvalReport": "hpt_core.metrics",
     "evaluate_sets": "hpt_core.metrics",
+    "hierarchical_scores": "hpt_core.metrics",
     "Predictor": "hpt_core.predict",
     "Prediction": "hpt_core.predict",
     "nearest_words": "hpt_core.explain",

@@ -8,6 +8,12 @@ occur in the split count as 0. Micro-F1 uses the counts pooled over labels. Gold
 
 The arithmetic is scikit-learn's ``precision_recall_fscore_support`` on multi-hot matrices with ``zero_division=0``,
 which matches the definition above (a label with neither gold nor prediction gets F1 0).
+
+Hierarchical precision, recall and F1 (Kiritchenko et al.; the micro average of the ``hiclass`` library) score
+ancestor-augmented sets: with ``G_i`` and ``P_i`` the gold and predicted labels of document ``i`` plus all their
+ancestors (no virtual root), ``hP = sum_i |P_i & G_i| / sum_i |P_i|``, ``hR = sum_i |P_i & G_i| / sum_i |G_i|`` and
+``hF = 2 hP hR / (hP + hR)``, each 0 when its denominator is 0. Predicting only the parent of the gold leaf, or a wrong
+sibling leaf, still earns credit for the shared ancestors.
 """
 
 from __future__ import annotations
@@ -23,7 +29,15 @@ from sklearn.metrics import precision_recall_fscore_support
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 
-__all__ = ["EvalReport", "evaluate_sets", "frequency_buckets", "multi_hot", "top_level_confusion", "NO_LABEL"]
+__all__ = [
+    "EvalReport",
+    "evaluate_sets",
+    "frequency_buckets",
+    "hierarchical_scores",
+    "multi_hot",
+    "top_level_confusion",
+    "NO_LABEL",
+]
 
 NO_LABEL = "(none)"  # the confusion column of documents with no predicted top-level label
 
@@ -34,6 +48,9 @@ class EvalReport:
 
     micro_f1: float
     macro_f1: float
+    hierarchical_precision: float  # over ancestor-augmented sets (see the module docstring)
+    hierarchical_recall: float
+    hierarchical_f1: float
     per_depth: dict[int, dict[str, float]]  # depth -> {"micro_f1", "macro_f1", "n_labels"}
     per_bucket: list[dict[str, float]]  # {"bucket", "n_labels", "min_count", "max_count", "macro_f1"}; [] if no counts
     per_label: list[dict[str, Any]]  # {"label", "depth", "precision", "recall", "f1", "support"}, in label-id order
@@ -49,12 +66,14 @@ class EvalReport:
     def summary(self) -> str:
         """One-line human summary with percentages."""
         text = (
-            f"micro-F1 {_pct(self.micro_f1)}, macro-F1 {_pct(self.macro_f1)} ({self.n_documents:,} "
+            f"micro-F1 {_pct(self.micro_f1)}, macro-F1 {_pct(self.macro_f1)}, hierarchical F1 "
+            f"{_pct(self.hierarchical_f1)} ({self.n_documents:,} "
             f"document{'s' if self.n_documents != 1 else ''})"
         )
         for depth, scores in sorted(self.per_depth.items()):
             text += f"; depth {depth}: micro-F1 {_pct(scores['micro_f1'])}, macro-F1 {_pct(scores['macro_f1'])}"
         text += f"; path consistency {_pct(self.path_consistency)}"
+        text += f"; hierarchical P {_pct(self.hierarchical_precision)}, R {_pct(self.hierarchical_recall)}"
         return text
 
 
@@ -158,6 +177,71 @@ def _scores(gold: np.ndarray, pred: np.ndarray, labels: list[int]) -> tuple[floa
     return float(micro), float(np.mean(f1))
 
 
+def _depths(parents: Sequence[int]) -> list[int]:
+    """Depth of every label (0 for top-level) from its parent id (``-1`` for none); a ConfigError naming the label
+    for a parent out of range or a cycle."""
+    n = len(parents)
+    for label, parent in enumerate(parents):
+        if parent != -1 and not 0 <= parent < n:
+            raise ConfigError(
+                f"parents[{label}] is {parent}, out of range: give -1 for a top-level label or a label id from 0 to "
+                f"{n - 1}."
+            )
+    depths = []
+    for label in range(n):
+        depth, node = 0, label
+        while parents[node] != -1:
+            node, depth = parents[node], depth + 1
+            if depth > n:
+                raise ConfigError(f"parents has a cycle through label id {label}; every label must lead to a top one.")
+        depths.append(depth)
+    return depths
+
+
+def _close_under_ancestors(matrix: np.ndarray, parents: Sequence[int], depths: Sequence[int]) -> None:
+    """Add every ancestor of each label set in ``matrix`` (rows are documents), in place."""
+    for label in sorted(range(len(parents)), key=lambda i: -depths[i]):
+        if parents[label] >= 0:
+            matrix[:, parents[label]] |= matrix[:, label]
+
+
+def _hierarchical_from_matrices(gold: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
+    """(hP, hR, hF) of ancestor-closed multi-hot matrices, 0 wherever a denominator is 0."""
+    both = int(np.logical_and(gold, pred).sum())
+    n_pred, n_gold = int(pred.sum()), int(gold.sum())
+    hp = both / n_pred if n_pred else 0.0
+    hr = both / n_gold if n_gold else 0.0
+    hf = 2 * hp * hr / (hp + hr) if hp + hr > 0 else 0.0
+    return hp, hr, hf
+
+
+def hierarchical_scores(
+    gold: Sequence[Iterable[int]], pred: Sequence[Iterable[int]], parents: Sequence[int]
+) -> tuple[float, float, float]:
+    """Micro-averaged hierarchical ``(precision, recall, F1)`` of predicted label-id sets against gold ones.
+
+    ``parents[c]`` is the parent id of label ``c`` (``-1`` for a top-level label, as ``LabelHierarchy.parents``).
+    Both sides are augmented with every ancestor of their labels before counting (the virtual root is not a label);
+    a score whose denominator is 0 (no predicted or no gold labels at all) is 0, and so is F1 when ``P + R = 0``.
+    """
+    if len(gold) != len(pred):
+        raise ConfigError(
+            f"gold has {len(gold)} documents but pred has {len(pred)}; give one predicted label set per gold document."
+        )
+    if len(parents) == 0:
+        raise ConfigError("parents is empty; give one parent id (-1 for a top-level label) per label id.")
+    try:
+        parents = [operator.index(p) for p in parents]
+    except TypeError as e:
+        raise ConfigError(f"parents must hold integer label ids (-1 for a top-level label): {e}.") from e
+    depths = _depths(parents)
+    gold_m = _to_matrix(gold, len(parents), "gold")
+    pred_m = _to_matrix(pred, len(parents), "pred")
+    _close_under_ancestors(gold_m, parents, depths)
+    _close_under_ancestors(pred_m, parents, depths)
+    return _hierarchical_from_matrices(gold_m, pred_m)
+
+
 def _path_consistency(pred: np.ndarray, parents: list[int]) -> float:
     """Fraction of predicted non-top labels (over documents) whose parent is predicted too."""
     child_ids = np.array([i for i, p in enumerate(parents) if p >= 0], dtype=np.int64)
@@ -195,9 +279,10 @@ def evaluate_sets(
     # Close gold under ancestors: every label on a gold path is gold.
     parents = hierarchy.parents
     depth_of = hierarchy.depth_of
-    for label in sorted(range(num_labels), key=lambda i: -depth_of[i]):
-        if parents[label] >= 0:
-            gold_m[:, parents[label]] |= gold_m[:, label]
+    _close_under_ancestors(gold_m, parents, depth_of)
+    closed_pred = pred_m.copy()  # the hierarchical scores augment predictions too; the flat ones score them as given
+    _close_under_ancestors(closed_pred, parents, depth_of)
+    hp, hr, hf = _hierarchical_from_matrices(gold_m, closed_pred)
 
     all_labels = list(range(num_labels))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -238,6 +323,9 @@ def evaluate_sets(
     return EvalReport(
         micro_f1=micro,
         macro_f1=macro,
+        hierarchical_precision=hp,
+        hierarchical_recall=hr,
+        hierarchical_f1=hf,
         per_depth=per_depth,
         per_bucket=per_bucket,
         per_label=per_label,

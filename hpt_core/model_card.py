@@ -57,14 +57,24 @@ def render_model_card(
         lines += [f"- `{k}`: `{v}`" for k, v in train_config.items() if k != "command"]
         lines.append("")
     if metrics:
-        lines += ["## Evaluation", "", "| split | documents | micro-F1 | macro-F1 |", "|---|---|---|---|"]
-        for split, report in metrics.items():
-            if isinstance(report, dict) and "micro_f1" in report:
-                lines.append(
-                    f"| {split} | {report.get('n_documents', '–')} | {_pct(report['micro_f1'])} | "
-                    f"{_pct(report.get('macro_f1'))} |"
-                )
-        lines += ["", "Per-depth and per-label figures are in `metrics.json` (fractions 0–1).", ""]
+        reports = {k: r for k, r in metrics.items() if isinstance(r, dict) and "micro_f1" in r}
+        # the hierarchical column only where a report carries it (metrics.json files older than it do not)
+        hierarchical = any("hierarchical_f1" in r for r in reports.values())
+        columns = ["split", "documents", "micro-F1", "macro-F1"] + (["hierarchical F1"] if hierarchical else [])
+        lines += ["## Evaluation", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for split, report in reports.items():
+            lines.append(
+                f"| {split} | {report.get('n_documents', '–')} | {_pct(report['micro_f1'])} | "
+                f"{_pct(report.get('macro_f1'))} |"
+                + (f" {_pct(report.get('hierarchical_f1'))} |" if hierarchical else "")
+            )
+        lines += ["", "Per-depth and per-label figures are in `metrics.json` (fractions 0–1)."]
+        if hierarchical:
+            lines[-1] += (
+                " Hierarchical F1 scores each document's gold and predicted labels together with all their ancestors "
+                "(micro-averaged over documents), so a wrong leaf in the right branch earns partial credit."
+            )
+        lines.append("")
     lines += baseline_section(metrics)
     lines += [
         _LOAD_HEADING,

@@ -14,11 +14,12 @@ import pytest
 from benchmarks.common import DATA_ENV, NEWS_20NG, ROOT, WOS_TAXONOMY, data_dir, data_file
 from benchmarks.quality.methods import NEURAL, TASK_MLM
 from benchmarks.quality.presets import PRESETS, Preset, jobs, preset_variant
-from benchmarks.quality.report import write_report
+from benchmarks.quality.report import dataset_parents, with_hierarchical_f1, write_report
 from benchmarks.quality.results import run_key
 from benchmarks.quality.run import run_benchmark
 from benchmarks.quality.splits import load_splits
 from benchmarks.quality.stats import paired_bootstrap
+from benchmarks.quality.tables import render
 
 RUN_FIELDS = {
     "dataset": str,
@@ -200,6 +201,50 @@ def test_paired_bootstrap_difference_matches_the_metrics(wos_hierarchy):
     assert out["macro"]["diff"] == pytest.approx(a.macro_f1 - b.macro_f1, abs=1e-6)
     assert 0 < out["micro"]["ci95"][0] < out["micro"]["diff"] < out["micro"]["ci95"][1]
     assert out["micro"]["p"] < 0.01
+
+
+def test_report_adds_hierarchical_f1_from_the_stored_predictions(monkeypatch, shared_dir, wos_hierarchy):
+    monkeypatch.setenv(DATA_ENV, str(shared_dir / "data"))
+    primary = PRESETS["cpu"].backbones[0]
+    depth = {"0": {"micro_f1": 0.5, "macro_f1": 0.5}, "1": {"micro_f1": 0.5, "macro_f1": 0.5}}
+
+    def run(dataset: str, method: str, backbone: str, seed: int) -> dict:
+        keys = {"dataset": dataset, "method": method, "backbone": backbone, "seed": seed}
+        return keys | {"micro_f1": 0.5, "macro_f1": 0.5, "train_seconds": 1.0, "per_depth": depth, "per_bucket": []}
+
+    info = {"note": "n", "train": 1, "dev": 1, "test": 4, "levels": 2}
+    results = {
+        "preset": json.loads(json.dumps(PRESETS["cpu"].to_dict())),  # as read back from a results file
+        "splits": {"wos-1k": info | {"labels": 141}, "20ng-10pct": info | {"labels": 5}},  # 20NG: not its tree
+        "runs": [
+            run("wos-1k", "hpt", primary, 0),
+            run("wos-1k", "hpt", primary, 1),
+            run("20ng-10pct", "hpt", primary, 0),
+        ],
+    }
+    leaves = [i for i in range(wos_hierarchy.num_labels) if wos_hierarchy.is_leaf(i)][:4]
+    gold = [wos_hierarchy.closure([leaf]) for leaf in leaves]
+    tops = [[wos_hierarchy.ancestors(leaf)[0]] for leaf in leaves]
+    predictions = {
+        "gold": {"wos-1k": gold, "20ng-10pct": [[0], [1], [2], [3]]},
+        "runs": {
+            run_key("wos-1k", "hpt", primary, 0): gold,  # exact: hF1 1
+            run_key("wos-1k", "hpt", primary, 1): tops,  # the domain only: hP 1, hR 1/2, hF1 2/3
+            run_key("20ng-10pct", "hpt", primary, 0): [[0], [1], [2], [3]],
+        },
+    }
+    parents = dataset_parents(results, predictions)
+    assert set(parents) == {"wos-1k"} and parents["wos-1k"] == wos_hierarchy.parents
+    leaf_only = predictions | {"gold": {"wos-1k": [[leaf] for leaf in leaves]}}  # gold not closed: not its ids
+    assert dataset_parents(results, leaf_only) == {}
+    augmented = with_hierarchical_f1(results, predictions, parents)
+    assert [r.get("hierarchical_f1") for r in augmented["runs"]] == pytest.approx([1.0, 2 / 3, None])
+    assert "hierarchical_f1" not in results["runs"][0]  # the results themselves are left alone
+    text = render(augmented, [], {})
+    assert "| Method | Backbone | Micro-F1 | Macro-F1 | hF1 | Seeds | Train s |" in text
+    assert "| 83.33 ± 23.57 | 2 |" in text  # mean and sample std of 1 and 2/3
+    assert "| 50.00 | 50.00 | – | 1 |" in text  # 20NG: no tree, no hF1
+    assert "hF1" not in render(results, [], {})  # without hierarchical F1 the tables are as before
 
 
 def test_preset_variants_for_investigations_get_their_own_name():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,10 @@ from sklearn.metrics import f1_score
 
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
-from hpt_core.metrics import EvalReport, evaluate_sets, frequency_buckets, multi_hot
+from hpt_core.metrics import EvalReport, evaluate_sets, frequency_buckets, hierarchical_scores, multi_hot
 
 WOS_TAXONOMY = Path(__file__).resolve().parents[2] / "shared" / "data" / "wos" / "wos.taxnomy"
+WOS_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "wos-1k"
 
 
 @pytest.fixture
@@ -226,6 +229,9 @@ def test_to_dict_is_json_with_fractions(small: LabelHierarchy) -> None:
     assert set(data) == {
         "micro_f1",
         "macro_f1",
+        "hierarchical_precision",
+        "hierarchical_recall",
+        "hierarchical_f1",
         "per_depth",
         "per_bucket",
         "per_label",
@@ -234,6 +240,7 @@ def test_to_dict_is_json_with_fractions(small: LabelHierarchy) -> None:
     }
     assert sorted(data["per_depth"]) == ["0", "1"]
     fractions = [data["micro_f1"], data["macro_f1"], data["path_consistency"]]
+    fractions += [data[f"hierarchical_{k}"] for k in ("precision", "recall", "f1")]
     fractions += [v[k] for v in data["per_depth"].values() for k in ("micro_f1", "macro_f1")]
     fractions += [b["macro_f1"] for b in data["per_bucket"]]
     fractions += [row[k] for row in data["per_label"] for k in ("precision", "recall", "f1")]
@@ -251,6 +258,9 @@ def test_summary_shows_percentages(small: LabelHierarchy) -> None:
     assert "(3 documents)" in text
     assert "depth 0: micro-F1 66.67 %, macro-F1 40.00 %" in text
     assert "depth 1: micro-F1 40.00 %, macro-F1 16.67 %" in text
+    # Hierarchical: the hand example's predictions are closed already, so hP = 3/5, hR = 3/6 as for micro-F1.
+    assert "hierarchical F1 54.55 % (3 documents)" in text
+    assert "hierarchical P 60.00 %, R 50.00 %" in text
 
 
 def test_multi_hot() -> None:
@@ -284,3 +294,162 @@ def test_errors(small: LabelHierarchy) -> None:
         frequency_buckets([1, 2, 3], n_buckets=0)
     with pytest.raises(ConfigError, match="train_counts is empty"):
         frequency_buckets([])
+
+
+# ---------------------------------------------------------------------------------------------- hierarchical P/R/F1
+@pytest.fixture
+def deep() -> LabelHierarchy:
+    """A -> a1 -> {x, y}, A -> a2, B -> b1 (7 labels, 3 levels)."""
+    return LabelHierarchy.from_paths([["A", "a1", "x"], ["A", "a1", "y"], ["A", "a2"], ["B", "b1"]])
+
+
+def _deep_ids(h: LabelHierarchy) -> dict[str, int]:
+    return {h.name(i): i for i in range(h.num_labels)}
+
+
+# By hand, each set augmented with its ancestors (G_i gold, P_i predicted):
+#   doc 1: gold x,  pred x      -> G {A, a1, x}, P {A, a1, x}   |P&G| 3, |P| 3, |G| 3
+#   doc 2: gold a2, pred a1     -> G {A, a2},    P {A, a1}      |P&G| 1, |P| 2, |G| 2  (wrong sibling: credit for A)
+#   doc 3: gold b1, pred B      -> G {B, b1},    P {B}          |P&G| 1, |P| 1, |G| 2  (ancestor only: partial)
+#   doc 4: gold x,  pred {}     -> G {A, a1, x}, P {}           |P&G| 0, |P| 0, |G| 3
+#   sums: |P&G| 5, |P| 6, |G| 10 -> hP 5/6, hR 5/10 = 1/2, hF = 2 (5/6)(1/2) / (5/6 + 1/2) = (5/6) / (4/3) = 5/8
+HAND_HP, HAND_HR, HAND_HF = 5 / 6, 1 / 2, 5 / 8
+
+
+def test_hierarchical_hand_example(deep: LabelHierarchy) -> None:
+    i = _deep_ids(deep)
+    gold = [{i["x"]}, {i["a2"]}, {i["b1"]}, {i["x"]}]
+    pred = [{i["x"]}, {i["a1"]}, {i["B"]}, set()]
+    assert hierarchical_scores(gold, pred, deep.parents) == pytest.approx((HAND_HP, HAND_HR, HAND_HF), abs=1e-15)
+    report = evaluate_sets(gold, pred, deep)
+    got = (report.hierarchical_precision, report.hierarchical_recall, report.hierarchical_f1)
+    assert got == pytest.approx((HAND_HP, HAND_HR, HAND_HF), abs=1e-15)
+    # Ancestors given explicitly change nothing: both sides are augmented anyway.
+    closed = [set(deep.closure(p)) for p in pred]
+    assert hierarchical_scores([set(deep.closure(g)) for g in gold], closed, deep.parents) == pytest.approx(
+        (HAND_HP, HAND_HR, HAND_HF), abs=1e-15
+    )
+    # The flat scores take predictions as given: x and a1 are predicted without their parents (path consistency 0),
+    # and micro-F1 counts TP 2 (x, B) of 3 predicted and 10 gold labels -> P 2/3, R 1/5, F1 4/13.
+    assert report.path_consistency == 0.0
+    assert report.micro_f1 == pytest.approx(4 / 13)
+
+
+def test_hierarchical_edge_cases(deep: LabelHierarchy) -> None:
+    i = _deep_ids(deep)
+    parents = deep.parents
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division warnings anywhere below
+        # Nothing predicted: hP has no denominator -> 0; hR 0; hF 0.
+        assert hierarchical_scores([{i["x"]}, {i["b1"]}], [set(), set()], parents) == (0.0, 0.0, 0.0)
+        # Nothing gold and nothing predicted: all 0.
+        assert hierarchical_scores([set()], [set()], parents) == (0.0, 0.0, 0.0)
+        # Nothing gold but something predicted: hP 0/1, hR has no denominator -> 0.
+        assert hierarchical_scores([set()], [{i["B"]}], parents) == (0.0, 0.0, 0.0)
+        # No documents at all.
+        assert hierarchical_scores([], [], parents) == (0.0, 0.0, 0.0)
+        # Disjoint subtrees: no shared ancestor, no credit.
+        assert hierarchical_scores([{i["x"]}], [{i["b1"]}], parents) == (0.0, 0.0, 0.0)
+        report = evaluate_sets([{i["x"]}, {i["b1"]}], [set(), set()], deep)
+    assert (report.hierarchical_precision, report.hierarchical_recall, report.hierarchical_f1) == (0.0, 0.0, 0.0)
+    # Only an ancestor predicted: G {A, a1, x}, P {A} -> hP 1, hR 1/3, hF 2 (1/3) / (4/3) = 1/2.
+    assert hierarchical_scores([{i["x"]}], [{i["A"]}], parents) == pytest.approx((1.0, 1 / 3, 0.5))
+    # The parent of the gold leaf: G {A, a1, x}, P {A, a1} -> hP 1, hR 2/3, hF 0.8.
+    assert hierarchical_scores([{i["x"]}], [{i["a1"]}], parents) == pytest.approx((1.0, 2 / 3, 0.8))
+    # A wrong sibling leaf at depth 2 keeps its parent and grandparent: G {A, a1, x}, P {A, a1, y} -> 2/3 each.
+    assert hierarchical_scores([{i["x"]}], [{i["y"]}], parents) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+    # A deeper wrong guess under a shallower gold label: G {A, a2}, P {A, a1, x} -> hP 1/3, hR 1/2, hF 0.4.
+    assert hierarchical_scores([{i["a2"]}], [{i["x"]}], parents) == pytest.approx((1 / 3, 1 / 2, 0.4))
+    # Flat micro-F1 gives the wrong sibling nothing at depth 2 but hierarchical F1 does; exact match scores 1.
+    assert hierarchical_scores([{i["x"]}], [{i["x"]}], parents) == (1.0, 1.0, 1.0)
+
+
+def _brute_force_hierarchical(
+    gold: list[set[int]], pred: list[set[int]], h: LabelHierarchy
+) -> tuple[float, float, float]:
+    """The definition, in plain Python sets."""
+    g_sets = [set(h.closure(g)) for g in gold]
+    p_sets = [set(h.closure(p)) for p in pred]
+    both = sum(len(g & p) for g, p in zip(g_sets, p_sets, strict=True))
+    n_pred, n_gold = sum(map(len, p_sets)), sum(map(len, g_sets))
+    hp, hr = (both / n_pred if n_pred else 0.0), (both / n_gold if n_gold else 0.0)
+    return hp, hr, (2 * hp * hr / (hp + hr) if hp + hr else 0.0)
+
+
+def test_hierarchical_random_property_matches_brute_force(deep: LabelHierarchy) -> None:
+    rng = np.random.default_rng(21)
+    for k in range(20):
+        n = int(rng.integers(1, 15))
+        gold = _random_closed_sets(rng, deep, n)
+        pred = _random_pred_sets(rng, deep, n)
+        expected = _brute_force_hierarchical(gold, pred, deep)
+        assert hierarchical_scores(gold, pred, deep.parents) == pytest.approx(expected)
+        if k < 3:  # evaluate_sets runs sklearn per depth: a few suffice
+            assert evaluate_sets(gold, pred, deep).hierarchical_f1 == pytest.approx(expected[2])
+
+
+def test_hierarchical_errors(deep: LabelHierarchy) -> None:
+    parents = deep.parents
+    with pytest.raises(ConfigError, match="gold has 2 documents but pred has 1"):
+        hierarchical_scores([{0}, {1}], [{0}], parents)
+    with pytest.raises(ConfigError, match=r"pred\[0\] contains label id 7, out of range"):
+        hierarchical_scores([{0}], [{7}], parents)
+    with pytest.raises(ConfigError, match=r"parents\[1\] is 5, out of range"):
+        hierarchical_scores([{0}], [{0}], [-1, 5])
+    with pytest.raises(ConfigError, match="parents has a cycle"):
+        hierarchical_scores([{0}], [{0}], [-1, 2, 1])
+    with pytest.raises(ConfigError, match="parents is empty"):
+        hierarchical_scores([], [], [])
+    with pytest.raises(ConfigError, match="parents must hold integer label ids"):
+        hierarchical_scores([{0}], [{0}], [-1, "A"])
+
+
+def test_hierarchical_matches_hiclass_on_wos_slice() -> None:
+    """Our scores against ``hiclass.metrics`` (micro average) on 200 real WOS gold paths and a perturbed prediction:
+    some exact, some a wrong area of the right domain, some the domain only, some another domain, some nothing."""
+    if importlib.util.find_spec("hiclass") is None:
+        pytest.skip("hiclass is not installed")
+    import hiclass.metrics as hm
+
+    if not all(callable(getattr(hm, f, None)) for f in ("precision", "recall", "f1")):
+        pytest.skip("hiclass.metrics has no precision/recall/f1")
+    from hpt_core.data import load_dataset
+
+    wos = load_dataset(WOS_ASSETS / "wos_total_1k.json", hierarchy_file=WOS_ASSETS / "wos.taxnomy")
+    h = wos.hierarchy
+    docs = wos.documents[:200]
+    rng = np.random.default_rng(0)
+    gold, pred = [], []
+    for doc in docs:
+        leaf = max(doc.labels, key=lambda c: h.depth_of[c])
+        top = h.ancestors(leaf)[0] if h.ancestors(leaf) else leaf
+        kind = int(rng.integers(0, 5))
+        if kind == 0:
+            guess: list[int] = [leaf]
+        elif kind == 1:
+            guess = [int(rng.choice([c for c in h.children(top) if c != leaf] or [leaf]))]
+        elif kind == 2:
+            guess = [top]
+        elif kind == 3:
+            other = int(rng.choice([t for t in h.labels_at_depth(0) if t != top]))
+            guess = [int(rng.choice(h.children(other) or [other]))]
+        else:
+            guess = []
+        gold.append({leaf})
+        pred.append(set(guess))
+
+    def rows(sets: list[set[int]]) -> np.ndarray:
+        """One root-first path of label ids per document (names can repeat across subtrees; ids cannot), "" padded."""
+        paths = [[str(c) for c in h.closure(s)] for s in sets]
+        return np.array([p + [""] * (h.num_levels - len(p)) for p in paths], dtype=object)
+
+    y_true, y_pred = rows(gold), rows(pred)
+    try:
+        theirs = (hm.precision(y_true, y_pred), hm.recall(y_true, y_pred), hm.f1(y_true, y_pred))
+    except (TypeError, ValueError) as e:  # a different hiclass API
+        pytest.skip(f"hiclass.metrics API differs: {e}")
+    ours = hierarchical_scores(gold, pred, h.parents)
+    assert ours == pytest.approx(tuple(float(x) for x in theirs), abs=1e-12)
+    assert 0.3 < ours[2] < 0.9  # the perturbation is neither trivial nor total
+    report = evaluate_sets(gold, pred, h)
+    assert report.hierarchical_f1 == pytest.approx(float(theirs[2]), abs=1e-12)

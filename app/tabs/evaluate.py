@@ -8,15 +8,20 @@ from typing import Any
 
 import gradio as gr
 
-from app import figures
-from app.common import Studio, probability_to_score, tree_mode, user_errors
 from hpt_core.data import load_dataset
 from hpt_core.errors import HPTError
 from hpt_core.metrics import top_level_confusion
 
+from .. import figures
+from ..common import Studio, probability_to_score, tree_mode, user_errors
+
 __all__ = ["render", "metrics_view", "find_mistakes", "mistake_tree", "MISTAKE_HEADERS"]
 
 MISTAKE_HEADERS = ["#", "text", "gold", "predicted"]
+HIERARCHICAL_NOTE = (
+    "Hierarchical P / R / F1 count each document's gold and predicted labels together with all their ancestors, so "
+    "a wrong leaf in the right branch still earns credit for the shared parents (– where `metrics.json` predates them)."
+)
 
 
 def _pct(value: float | None) -> str:
@@ -31,15 +36,20 @@ def metrics_view(studio: Studio, model: str) -> tuple[str, Any, Any]:
     if not metrics:
         lines.append("This model has no saved metrics (`metrics.json`).")
         return "\n\n".join(lines), None, None
-    rows = ["| split | documents | micro-F1 | macro-F1 | path consistency |", "|---|---|---|---|---|"]
+    rows = [
+        "| split | documents | micro-F1 | macro-F1 | hierarchical F1 | hierarchical P / R | path consistency |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for split in ("dev", "test", "test_slice_200"):
         m = metrics.get(split)
         if m:
             rows.append(
                 f"| {split} | {m.get('n_documents', '–')} | {_pct(m.get('micro_f1'))} | {_pct(m.get('macro_f1'))} | "
-                f"{_pct(m.get('path_consistency'))} |"
+                f"{_pct(m.get('hierarchical_f1'))} | {_pct(m.get('hierarchical_precision'))} / "
+                f"{_pct(m.get('hierarchical_recall'))} | {_pct(m.get('path_consistency'))} |"
             )
     lines.append("\n".join(rows))
+    lines.append(HIERARCHICAL_NOTE)
     training = metrics.get("training", {})
     facts = []
     if config.get("variant"):
@@ -81,7 +91,8 @@ def find_mistakes(
     report, mistakes = predictor.evaluate(dataset, threshold=probability_to_score(threshold))
     summary = (
         f"**{len(mistakes)} of {report.n_documents} documents** have a predicted label set different from the gold one "
-        f"(micro-F1 {_pct(report.micro_f1)}, macro-F1 {_pct(report.macro_f1)} on these documents of `{path.name}`). "
+        f"(micro-F1 {_pct(report.micro_f1)}, macro-F1 {_pct(report.macro_f1)}, hierarchical F1 "
+        f"{_pct(report.hierarchical_f1)} on these documents of `{path.name}`). "
         "Select a row to see it on the tree."
     )
     rows = [

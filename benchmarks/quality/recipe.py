@@ -184,6 +184,7 @@ def curves_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[str, list[Path]]:
     """The recipe block's Markdown (search table, dev curves, the new-recipe comparison) and the files it drew."""
+    from benchmarks.quality.report import dataset_parents, with_hierarchical_f1
     from benchmarks.quality.stats import significance
     from benchmarks.quality.tables import render
 
@@ -209,6 +210,7 @@ def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[s
         out.append(f"![Dev macro-F1 per epoch](figures/{figure.name})\n")
     if chosen:
         results, predictions = merged_results(chosen, directory)
+        results = with_hierarchical_f1(results, predictions, dataset_parents(results, predictions))
         picked = ", ".join(f"{METHOD_NAMES[m]}: {r}" for m, r in chosen.items())
         out.append(f"### New-recipe comparison\n\nChosen on dev: {picked}. Baselines as in the `cpu` preset.\n")
         body = render(results, significance(results, predictions), {})

@@ -44,23 +44,33 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _method_rows(groups: dict, dataset: str, methods: list[tuple[str, str]]) -> list[list[str]]:
+def _method_rows(
+    groups: dict, dataset: str, methods: list[tuple[str, str]], hierarchical: bool = False
+) -> list[list[str]]:
+    """Method, backbone, micro-F1, macro-F1, (``hierarchical``: hF1, "–" unless every run has it), seeds, seconds."""
     rows = []
     for method, backbone in methods:
         runs = groups.get((dataset, method, backbone))
         if not runs:
             continue
+        hf1 = [r.get("hierarchical_f1") for r in runs]
         rows.append(
             [
                 METHOD_NAMES.get(method, method),
                 BACKBONE_NAMES.get(backbone, backbone) if backbone != "-" else "–",
                 fmt([r["micro_f1"] for r in runs]),
                 fmt([r["macro_f1"] for r in runs]),
+                *([fmt(hf1) if None not in hf1 else "–"] if hierarchical else []),
                 str(len(runs)),
                 f"{np.mean([r['train_seconds'] for r in runs]):.0f}",
             ]
         )
     return rows
+
+
+def _score_header(hierarchical: bool) -> list[str]:
+    """The score and run columns of a method table (after its first two)."""
+    return ["Micro-F1", "Macro-F1", *(["hF1"] if hierarchical else []), "Seeds", "Train s"]
 
 
 def row_order(preset: dict[str, Any], dataset: str, groups: dict) -> list[tuple[str, str]]:
@@ -122,6 +132,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
     """The generated markdown block (tables and figure links) for one preset."""
     preset = results["preset"]
     groups = group_runs(results["runs"])
+    hierarchical = any("hierarchical_f1" in r for r in results["runs"])  # added by the report from the predictions
     out = []
     out.append(
         f"Preset `{preset['name']}`: backbones {', '.join(f'`{b}`' for b in preset['backbones'])}, max length "
@@ -131,6 +142,13 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         "classical baselines are deterministic (one run, `C` chosen on dev macro-F1). "
         f"SetFit: {preset.get('setfit_iterations', 1)} contrastive pair(s) per training text and side, one epoch at "
         "the same batch and length, then the same dev-chosen logistic regression as the embeddings baseline. "
+        + (
+            "hF1 is the hierarchical F1: each test document's gold and predicted labels plus all their ancestors, "
+            "hP = Σ|P∩G| / Σ|P| and hR = Σ|P∩G| / Σ|G| over documents (as in hiclass), so a wrong leaf in the right "
+            "branch keeps credit for its parents; computed by the report from the stored predicted sets. "
+            if hierarchical
+            else ""
+        )
         + (
             f"{len(results['runs'])} runs from "
             + ", ".join(f"`benchmarks/results/{f}`" for f in preset["sources"])
@@ -145,7 +163,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         out.append(f"Measured with torch {env.get('torch')} on {where}.")
     out.append("")
     for dataset, info in results.get("splits", {}).items():
-        rows = _method_rows(groups, dataset, row_order(preset, dataset, groups))
+        rows = _method_rows(groups, dataset, row_order(preset, dataset, groups), hierarchical)
         if not rows:
             continue
         out.append(f"### {dataset_name(dataset, preset)}\n")
@@ -153,7 +171,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
             f"{info['note']}. Train/dev/test documents: {info['train']}/{info['dev']}/{info['test']}; "
             f"{info['labels']} labels on {info['levels']} levels.\n"
         )
-        out.append(_table(["Method", "Backbone", "Micro-F1", "Macro-F1", "Seeds", "Train s"], rows))
+        out.append(_table(["Method", "Backbone", *_score_header(hierarchical)], rows))
         out.append("")
     ft_rows = [row for row in sig if row["baseline"] == "finetune"]
     if ft_rows:
@@ -203,13 +221,13 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
         methods = [(m, primary) for m in ("hpt", *ABLATION_METHODS) if (dataset, m, primary) in groups]
         if len(methods) < 2:
             continue
-        rows = _method_rows(groups, dataset, methods)
+        rows = _method_rows(groups, dataset, methods, hierarchical)
         for row, (method, backbone) in zip(rows, methods, strict=True):
             runs = groups[(dataset, method, backbone)]
             row += [fmt([r["per_depth"][d]["macro_f1"] for r in runs]) for d in sorted(runs[0]["per_depth"], key=int)]
-        depths = max(len(r) for r in rows) - 6
+        header = ["Variant", "Backbone", *_score_header(hierarchical)]
+        depths = max(len(r) for r in rows) - len(header)
         out.append(f"### Ablations on {dataset_name(dataset, preset)} (test)\n")
-        header = ["Variant", "Backbone", "Micro-F1", "Macro-F1", "Seeds", "Train s"]
         header += [f"Depth {d} macro-F1" for d in range(depths)]
         out.append(_table(header, [r + [""] * (len(header) - len(r)) for r in rows]))
         out.append("")
@@ -281,7 +299,7 @@ def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str
     out.append(
         "Test micro / macro F1 (%) reported by Wang et al. (2022) with bert-base-uncased on the *full* WOS (46,985 "
         "abstracts), RCV1-V2 and NYT. The full WOS text is not available on this machine "
-        "(`shared/data/wos/SOURCE.md`), and the numbers above come from other data, backbones, lengths and step "
+        "(docs/data.md), and the numbers above come from other data, backbones, lengths and step "
         "budgets, so the two tables are not comparable: this one only shows what the method reaches at full scale.\n"
     )
     out.append(paper_table())
