@@ -14,11 +14,11 @@ from typing import Any
 
 import gradio as gr
 
-from app.common import Studio, user_errors
-from app.config import AppConfig
-from app.tabs import compare, evaluate, explorer, finetune, hierarchy, predict
+from .common import Studio, user_errors
+from .config import AppConfig
+from .tabs import compare, evaluate, explorer, finetune, hierarchy, predict
 
-__all__ = ["build_demo", "launch_options", "AppConfig", "Studio"]
+__all__ = ["build_demo", "launch_options", "serve", "AppConfig", "Studio"]
 
 log = logging.getLogger("hpt_studio")
 
@@ -68,6 +68,28 @@ def _warm_up(studio: Studio, name: str, map_delay: float = 20.0) -> None:
         log.exception("warming up %s failed", name)
 
 
+OPEN_HELP = (
+    "A folder written by `hpt-studio train` or by the Fine-tune tab (unzipped), or the id of a Hub model holding such "
+    "a folder. Only its safetensors and JSON files are read: no pickle, no remote code. The model joins the Model "
+    "pickers of this page; a page opened later lists it too, until the app restarts."
+)
+
+
+def _refresh_pickers(studio: Studio, current: tuple[Any, ...]) -> list[Any]:
+    """Each model picker with today's models, keeping its choice while that model still exists."""
+    names = studio.registry.names()
+    fallback = names[0] if names else None
+    return [gr.update(choices=names, value=value if value in names else fallback) for value in current]
+
+
+def _open_model(studio: Studio, source: str, others: int) -> list[Any]:
+    """Open a checkpoint by folder or Hub id: selected in the page's model picker, offered by the ``others``."""
+    name = studio.registry.open(source)
+    gr.Info(f"Opened {name}.")
+    names = studio.registry.names()
+    return [gr.update(choices=names, value=name)] + [gr.update(choices=names)] * others
+
+
 def _open_in_explorer(rows: Any, event: gr.SelectData) -> tuple[Any, Any]:
     """A selected predicted path opens its deepest label in the label-word explorer."""
     row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
@@ -91,6 +113,16 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
                 names, value=default, label="Model", scale=2, elem_id="model-picker", allow_custom_value=True
             )
             model_info = gr.Markdown(_model_info(studio, default))
+        with gr.Accordion("Open another model (a checkpoint folder or a Hugging Face Hub id)", open=False):
+            with gr.Row():
+                open_source = gr.Textbox(
+                    label="Checkpoint folder or Hub id",
+                    placeholder="runs/my-model  or  owner/name",
+                    scale=4,
+                    elem_id="open-model",
+                )
+                open_button = gr.Button("Open", scale=1)
+            gr.Markdown(OPEN_HELP)
         with gr.Tabs() as tabs:
             with gr.Tab("Predict", id="predict"):
                 pred = predict.render(studio, model_picker)
@@ -110,6 +142,12 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
             user_errors(lambda n: _model_info(studio, n)), model_picker, model_info, api_visibility="private"
         )
         demo.load(ev["load"], model_picker, ev["outputs"], api_visibility="private")
+        # every page load lists the models there are now (one trained or opened since start-up included)
+        pickers = [model_picker, *cmp["pickers"]]
+        demo.load(lambda *v: _refresh_pickers(studio, v), pickers, pickers, api_visibility="private")
+        opening = user_errors(lambda source: _open_model(studio, source, len(pickers) - 1))
+        open_source.submit(opening, open_source, pickers, api_name="open_model")
+        open_button.click(opening, open_source, pickers, api_visibility="private")
     return demo
 
 
@@ -122,3 +160,6 @@ def launch_options(config: AppConfig) -> dict[str, Any]:
         "allowed_paths": [str(config.user_dir / ".downloads")],
         "ssr_mode": False,
     }
+
+
+from .serve import serve  # noqa: E402  (after build_demo and launch_options, which serve imports lazily)

@@ -17,10 +17,11 @@ from typing import Any
 
 import gradio as gr
 
-from app.config import AppConfig
-from app.jobs import JobManager
-from app.registry import ModelRegistry
 from hpt_core.errors import HPTError
+
+from .config import AppConfig
+from .jobs import JobManager
+from .registry import ModelRegistry
 
 __all__ = [
     "Studio",

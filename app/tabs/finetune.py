@@ -13,9 +13,18 @@ from typing import Any
 
 import gradio as gr
 
-from app import figures
-from app.common import Studio, user_errors
-from app.jobs import (
+from hpt_core.data import read_records, validate
+from hpt_core.device import device_summary
+from hpt_core.errors import DatasetError, HPTError
+from hpt_core.finetune import prepare_splits
+from hpt_core.hierarchy import LabelHierarchy
+from hpt_core.label_names import load_label_names
+from hpt_core.model import HPTConfig
+from hpt_core.training import TrainConfig
+
+from .. import figures
+from ..common import Studio, user_errors
+from ..jobs import (
     MIN_EVALUATIONS,
     VARIANT_CHOICES,
     BusyError,
@@ -31,14 +40,6 @@ from app.jobs import (
     job_configs,
     job_plan,
 )
-from hpt_core.data import read_records, validate
-from hpt_core.device import device_summary
-from hpt_core.errors import DatasetError, HPTError
-from hpt_core.finetune import prepare_splits
-from hpt_core.hierarchy import LabelHierarchy
-from hpt_core.label_names import load_label_names
-from hpt_core.model import HPTConfig
-from hpt_core.training import TrainConfig
 
 __all__ = [
     "render",

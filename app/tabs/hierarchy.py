@@ -8,12 +8,13 @@ from typing import Any
 
 import gradio as gr
 
-from app import figures
-from app.common import Studio, user_errors
-from app.tabs.finetune import _check_size, _inputs
 from hpt_core.data import load_dataset
 from hpt_core.errors import HPTError
 from hpt_core.hierarchy import LabelHierarchy
+
+from .. import figures
+from ..common import Studio, user_errors
+from .finetune import _check_size, _inputs
 
 __all__ = ["render", "hierarchy_view", "HIERARCHY_HEADERS", "MODEL", "DATASET"]
 

@@ -1,15 +1,24 @@
-"""Predict: text → predicted label paths on the label tree, a ranked table of paths, and an icicle overview."""
+"""Predict: text → predicted label paths on the label tree, a ranked table of paths, and an icicle overview; and
+"Classify a file": a CSV/TSV/JSONL/TXT upload → a table of predictions and CSV/JSONL downloads
+(``hpt_core.batch_predict``)."""
 
 from __future__ import annotations
 
+import html
 import json
+import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from app import figures
-from app.common import (
+from hpt_core import batch_predict
+from hpt_core.errors import HPTError
+
+from .. import figures
+from ..common import (
     RULE_CHOICES,
     VIEW_CHOICES,
     Studio,
@@ -22,10 +31,22 @@ from app.common import (
     user_errors,
 )
 
-__all__ = ["render", "predict", "load_examples"]
+__all__ = ["render", "predict", "load_examples", "classify_file", "FILE_HEADERS", "FILE_TYPES"]
 
 PATH_HEADERS = ["rank", "predicted path", "probability", "depth"]
 NAMES_HEADER = "display names"  # a fifth column, for models trained with a label-names file
+FILE_HEADERS = ["id", "text", "predicted paths", "probabilities"]
+FILE_TYPES = [".csv", ".tsv", ".jsonl", ".json", ".txt", ".gz"]
+PROBLEM_HEADERS = ["#", "problem"]
+MAX_ROWS_SHOWN = 1_000  # rows of the results table; the downloads hold every row
+MAX_PROBLEMS_SHOWN = 200
+KEEP_RESULTS_SECONDS = 3600  # result files older than this are deleted at the next run (and all at start-up)
+FILE_HELP = (
+    "**Classify a file**: CSV or TSV with a `text` column (and optionally `id`), JSONL with `text` (and optionally "
+    "`id`) per line, or TXT with one text per line (the id is the line number); optionally `.gz`. Uses the model, "
+    "threshold and rule above. Results: a table of the first {rows:,} rows and CSV and JSONL downloads of every row "
+    "(id, text_preview, paths, probabilities, truncated). At most {mb} MB and {docs:,} texts."
+)
 
 
 def load_examples(files: dict[str, Path]) -> dict[str, str]:
@@ -95,6 +116,125 @@ def predict(
     return tree, {"headers": headers, "data": rows}, "\n\n".join(lines), result, icicle
 
 
+def _check_size(path: Path, name: str, limit_mb: int) -> None:
+    size = path.stat().st_size
+    if size > limit_mb * 1024 * 1024:
+        raise HPTError(
+            f"{name}: the file is {size / 1024 / 1024:.1f} MB, over this app's limit of {limit_mb} MB; "
+            "upload a smaller sample."
+        )
+
+
+def _results_folder(studio: Studio) -> Path:
+    """A fresh folder for one run's downloads (in the app's cleaned-at-start-up downloads folder); older runs' folders
+    are removed."""
+    root = studio.config.user_dir / ".downloads" / "predictions"
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in root.iterdir():
+        if old.is_dir() and now - old.stat().st_mtime > KEEP_RESULTS_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / uuid.uuid4().hex
+    folder.mkdir()
+    return folder
+
+
+def _problems_view(name: str, problems: list[str], found: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    summary = (
+        f"### {html.escape(name)}\n\n**{found} problem{'s' if found != 1 else ''} found; nothing was classified.** "
+        "Each line says where and how to fix it."
+    )
+    if found > len(problems):
+        summary += f" The first {len(problems)} are listed."
+    rows = [[k + 1, p] for k, p in enumerate(problems)]
+    return summary, {"headers": PROBLEM_HEADERS, "data": rows}, {"ok": False, "source": name, "problems_found": found}
+
+
+def classify_file(
+    studio: Studio,
+    file: str | None,
+    model: str,
+    threshold: float = 0.5,
+    rule: str = "paper",
+    progress: Any = None,
+) -> tuple[str, dict[str, Any], dict[str, Any], list[str], dict[str, Any]]:
+    """Summary markdown, results table (first ``MAX_ROWS_SHOWN`` rows), problems table, the CSV and JSONL files and a
+    JSON summary (``ok``) for an uploaded file of texts. A file with problems (each ``name:line: field: what to fix``)
+    is not classified: the problems table lists them. ``progress(done, total)`` follows the texts."""
+    if not file:
+        raise HPTError(
+            "Upload a file of texts first: CSV or TSV with a text column, JSONL with a text field per line, or TXT "
+            "with one text per line."
+        )
+    path = Path(file)
+    name = path.name
+    cfg = studio.config
+    _check_size(path, name, cfg.max_upload_mb)
+    check = batch_predict.check_file(path, source=name, max_problems=MAX_PROBLEMS_SHOWN)
+    problems, found = list(check.problems), check.problems_found
+    if check.n_texts > cfg.max_documents:
+        problems.append(
+            f"{name}: {check.n_texts:,} texts is over this app's limit of {cfg.max_documents:,}; use a sample."
+        )
+        found += 1
+    empty = {"headers": FILE_HEADERS, "data": []}
+    if found:
+        summary, table, result = _problems_view(name, problems, found)
+        return summary, empty, table, [], result
+    predictor = studio.registry.predictor(model)
+    folder = _results_folder(studio)
+    stem = Path(name[:-3] if name.lower().endswith(".gz") else name).stem.lstrip(".") or "texts"
+    outputs = [folder / f"{stem}-predictions.csv", folder / f"{stem}-predictions.jsonl"]
+    done = batch_predict.classify_file(
+        predictor,
+        path,
+        outputs,
+        source=name,
+        threshold=probability_to_score(threshold),
+        rule=rule,
+        progress=progress,
+        keep=MAX_ROWS_SHOWN,
+    )
+    rows = [
+        [
+            row.id,
+            row.text_preview,
+            "; ".join(" > ".join(p) for p in row.paths),
+            "; ".join(f"{p:.4f}" for p in row.probabilities),
+        ]
+        for row in done.first_rows
+    ]
+    esc = html.escape
+    lines = [
+        f"### {esc(name)}",
+        f"**{done.n_texts:,} text{'s' if done.n_texts != 1 else ''} classified** with **{esc(model)}** (threshold "
+        f"p > {threshold:.2f}, {esc(rule)} rule) in {done.seconds:.1f} s.",
+    ]
+    if done.top_labels:
+        tops = ", ".join(f"{esc(label)} ({n:,})" for label, n in list(done.top_labels.items())[:5])
+        lines.append(f"Top-level labels predicted most: {tops}.")
+    if done.n_without_label:
+        lines.append(f"{done.n_without_label:,} text(s) have no label above the threshold; lower it to see more.")
+    if done.n_truncated:
+        lines.append(f"{done.n_truncated:,} text(s) are longer than the model reads; only their beginning was used.")
+    if done.n_texts > len(rows):
+        lines.append(f"The table shows the first {len(rows):,} rows; the downloads hold all {done.n_texts:,}.")
+    result = {
+        "ok": True,
+        "source": name,
+        "model": model,
+        "threshold": threshold,
+        "rule": rule,
+        "n_texts": done.n_texts,
+        "n_without_label": done.n_without_label,
+        "n_truncated": done.n_truncated,
+        "top_labels": done.top_labels,
+        "columns": list(batch_predict.OUTPUT_COLUMNS),
+    }
+    no_problems = {"headers": PROBLEM_HEADERS, "data": []}
+    return "\n\n".join(lines), {"headers": FILE_HEADERS, "data": rows}, no_problems, [str(p) for p in outputs], result
+
+
 def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
     """The Predict tab's layout and events (``/predict``)."""
     examples = load_examples(studio.config.examples)
@@ -132,6 +272,43 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
         icicle = gr.Plot(label="Icicle")
     with gr.Accordion("Raw result (JSON)", open=False):
         raw = gr.JSON(label="Prediction")
+    cfg = studio.config
+    with gr.Accordion("Classify a file", open=False, elem_id="predict-file-section"):
+        gr.Markdown(FILE_HELP.format(rows=MAX_ROWS_SHOWN, mb=cfg.max_upload_mb, docs=cfg.max_documents))
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                texts_file = gr.File(
+                    elem_id="predict-file", label="File of texts", file_types=FILE_TYPES, type="filepath"
+                )
+                file_button = gr.Button("Classify the file", variant="primary", elem_id="predict-file-button")
+            with gr.Column(scale=2):
+                file_summary = gr.Markdown(elem_id="predict-file-summary")
+                file_problems = gr.Dataframe(
+                    elem_id="predict-file-problems",
+                    headers=PROBLEM_HEADERS,
+                    label="Problems (file:line: field: what to fix)",
+                    interactive=False,
+                    wrap=True,
+                    max_height=300,
+                    visible=False,
+                )
+                downloads = gr.File(
+                    elem_id="predict-file-downloads",
+                    label="Download the predictions (CSV and JSONL)",
+                    file_count="multiple",
+                    interactive=False,
+                    visible=False,
+                )
+        file_results = gr.Dataframe(
+            elem_id="predict-file-results",
+            headers=FILE_HEADERS,
+            label="Predictions",
+            interactive=False,
+            wrap=True,
+            max_height=500,
+            column_widths=["10%", "50%", "28%", "12%"],
+        )
+        file_json = gr.JSON(visible=False)
 
     example.change(
         lambda name: examples.get(name, gr.skip()) if name else gr.skip(), example, text, api_visibility="private"
@@ -148,7 +325,34 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
             return [gr.skip()] * len(outputs)
         return handler(*args)
 
+    def on_classify_file(file: str | None, name: str, p: float, how: str, progress=gr.Progress()) -> list[Any]:  # noqa: B008
+        def follow(done: int, total: int) -> None:
+            progress((done, total), desc="Classifying the file", unit="texts")
+
+        summary, table, problems, files, result = classify_file(studio, file, name, p, how, follow)
+        return [summary, table, problems, files or None, result]
+
+    file_button.click(
+        user_errors(on_classify_file),
+        [texts_file, model_picker, threshold, rule],
+        [file_summary, file_results, file_problems, downloads, file_json],
+        api_name="classify_file",
+    ).then(  # the problems table or the downloads, whichever there is (as the Fine-tune tab's report)
+        lambda r: [gr.update(visible=bool(r) and not r.get("ok", True)), gr.update(visible=bool(r) and r.get("ok"))],
+        file_json,
+        [file_problems, downloads],
+        api_visibility="private",
+    )
     threshold.release(rerun, inputs, outputs, api_visibility="private")
     rule.change(rerun, inputs, outputs, api_visibility="private")
     view.change(rerun, inputs, outputs, api_visibility="private")
-    return {"text": text, "button": button, "tree": tree, "paths": paths, "summary": summary}
+    return {
+        "text": text,
+        "button": button,
+        "tree": tree,
+        "paths": paths,
+        "summary": summary,
+        "file": texts_file,
+        "file_button": file_button,
+        "file_results": file_results,
+    }
