@@ -30,7 +30,7 @@ from hpt_core.inference import decode, score_documents
 from hpt_core.metrics import EvalReport, evaluate_sets
 from hpt_core.model import HPTModel
 
-__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule"]
+__all__ = ["Predictor", "Prediction", "LabelScore", "Mistake", "RULES", "PRECISIONS", "apply_rule", "best_path"]
 
 RULES = ("paper", "top-down", "drop-orphans", "add-ancestors")
 PRECISIONS = ("fp32", "int8", "bf16", "auto")  # inference options of ``Predictor`` (see ``from_pretrained``)
@@ -58,6 +58,7 @@ class Prediction:
     scores: list[LabelScore] = field(default_factory=list)  # every label, best first (when asked for)
     consistent: bool = True  # every predicted label's parent is predicted
     truncated: bool = False  # the text was longer than the model's max length
+    below_threshold: bool = False  # nothing passed the threshold: ``paths`` is the best path, shown as a guess
 
     def to_dict(self) -> dict:
         def row(s: LabelScore) -> dict:
@@ -66,6 +67,8 @@ class Prediction:
         out = {"paths": self.paths, "labels": [row(s) for s in self.labels], "consistent": self.consistent}
         if self.truncated:
             out["truncated"] = True
+        if self.below_threshold:
+            out["below_threshold"] = True
         return out
 
 
@@ -107,6 +110,17 @@ def apply_rule(
     if rule == "add-ancestors":
         return hierarchy.closure(above)
     return sorted(above)
+
+
+def best_path(scores: np.ndarray, hierarchy: LabelHierarchy) -> list[int]:
+    """The label ids of the best path for one ``(C,)`` score vector, top-down: the best top-level label, then its
+    best child, down to a leaf."""
+    path: list[int] = []
+    options = hierarchy.children(None)
+    while options:
+        path.append(max(options, key=lambda i: scores[i]))
+        options = hierarchy.children(path[-1])
+    return path
 
 
 def _label_scores(h: LabelHierarchy, row: np.ndarray, labels: list[int], chosen: set[int]) -> list[LabelScore]:
@@ -176,8 +190,10 @@ class Predictor:
         rule: str = "paper",
         at_least_one: bool = False,
         all_scores: bool = False,
+        best: bool = False,
     ) -> list[Prediction]:
-        """One ``Prediction`` per text (a single string is accepted too)."""
+        """One ``Prediction`` per text (a single string is accepted too). With ``best``, a text whose labels all stay
+        below the threshold gets its best path (``best_path``) instead of nothing, flagged ``below_threshold``."""
         if isinstance(texts, str):
             texts = [texts]
         for k, text in enumerate(texts):
@@ -192,6 +208,9 @@ class Predictor:
         out = []
         for text, row, n_tokens in zip(texts, matrix, lengths):
             chosen = apply_rule(row, h, rule, threshold, at_least_one)
+            below = best and not chosen
+            if below:
+                chosen = sorted(best_path(row, h))
             chosen_set = set(chosen)
             ends = [i for i in chosen if not any(c in chosen_set for c in h.children(i))]
             ends.sort(key=lambda i: -row[i])
@@ -204,6 +223,7 @@ class Predictor:
                     scores=every,
                     consistent=h.is_consistent(chosen),
                     truncated=n_tokens > budget,
+                    below_threshold=below,
                 )
             )
         return out

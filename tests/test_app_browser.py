@@ -131,6 +131,34 @@ def test_predict_shows_summary_table_and_tree(app_server, app_page: Page) -> Non
     assert "Label tree" in tree_text
 
 
+def test_examples_threshold_and_empty_text_behave_as_a_user_expects(app_page: Page) -> None:
+    page = app_page
+    summary = page.locator("#predict-summary")
+    # the examples follow the model's tree: a 20 Newsgroups model offers newsgroup messages, not WOS abstracts
+    page.locator("#predict-example input").click()
+    expect(page.get_by_role("option").first).to_be_visible()
+    offered = page.get_by_role("option").all_inner_texts()
+    assert offered and all(name.startswith("[20ng]") for name in offered), offered[:3]
+    # picking one classifies it at once
+    page.get_by_role("option").first.click()
+    expect(page.locator("#predict-text textarea")).not_to_have_value("")
+    expect(summary).to_contain_text("20ng-hpt")
+    # a typed threshold and Enter re-run: at p > 0.95 little passes, and the best path is shown marked
+    threshold = page.get_by_label("number input for Threshold: predict labels with p above")
+    threshold.fill("0.95")
+    threshold.press("Enter")
+    expect(summary).to_contain_text("0.95")
+    if "No label passes" in (summary.inner_text() or ""):
+        expect(summary).to_contain_text("below the threshold")
+        expect(page.locator("#predict-paths")).to_contain_text(" > ")
+    # an empty text: one clear message, the old result cleared, no error badges
+    page.locator("#predict-text textarea").fill("")
+    page.locator("#predict-button").click()
+    expect(summary).to_contain_text("The text is empty")
+    expect(page.locator("#predict-paths")).not_to_contain_text(" > ")
+    assert page.locator(".error").count() == 0, "an output shows an error badge"
+
+
 # ---------------------------------------------------------------------------------------------------- Fine-tune
 def test_validate_bad_upload_lists_problems_and_keeps_train_disabled(app_page: Page, tmp_path: Path) -> None:
     page = app_page
@@ -208,6 +236,14 @@ def test_train_on_demo_dataset_adds_model_to_picker(app_server, app_page: Page) 
     expect(option).to_be_visible()
     option.click()
     expect(page.locator("#model-picker input")).to_have_value(new[0])
+
+    # A page opened afterwards (a reload, another user) lists it too: the pickers are filled at every page load.
+    later = page.context.new_page()
+    later.goto(page.url)
+    expect(later.locator("#predict-button")).to_be_visible()
+    later.locator("#model-picker input").click()
+    expect(later.get_by_role("option", name=new[0])).to_be_visible()
+    later.close()
 
 
 # ---------------------------------------------------------------------------------------------------- HTML in labels

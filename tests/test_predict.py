@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.model import HPTConfig
-from hpt_core.predict import RULES, Prediction, Predictor, apply_rule
+from hpt_core.predict import RULES, Prediction, Predictor, apply_rule, best_path
 
 # Hand-set scores on the tiny tree (every other label scores -1):
 #   Science +2 > Physics -0.5 > Quantum optics +3   (a child above the threshold under a parent below it)
@@ -224,6 +224,24 @@ def test_prediction_to_dict(model, tiny_tree):
     assert data["labels"][0] == {"label": "Science", "path": ["Science"], "depth": 0, "score": 2.0}
     assert data["paths"][0] == ["Science", "Physics", "Quantum optics"]
     assert data["consistent"] is False
+
+
+def test_best_path_is_chosen_top_down_not_by_the_best_leaf(model, tiny_tree):
+    scores = scores_of(tiny_tree, HAND_SCORES)
+    # Science (2.0) beats Arts; under it Biology (1.0) beats Physics (-0.5), though Quantum optics scores 3.0
+    assert [tiny_tree.path(i) for i in best_path(scores, tiny_tree)][-1] == ["Science", "Biology", "Genetics"]
+
+
+def test_best_path_when_nothing_passes_the_threshold(model, tiny_tree):
+    predictor = FixedScores(model, scores_of(tiny_tree, HAND_SCORES))
+    (nothing,) = predictor.predict("text", threshold=5.0)
+    assert nothing.paths == [] and nothing.below_threshold is False
+    (guess,) = predictor.predict("text", threshold=5.0, best=True)
+    assert guess.paths == [["Science", "Biology", "Genetics"]] and guess.below_threshold is True
+    assert [s.label for s in guess.labels] == ["Science", "Biology", "Genetics"]
+    assert guess.to_dict()["below_threshold"] is True and guess.consistent
+    (passed,) = predictor.predict("text", best=True)  # labels pass: best changes nothing
+    assert passed.paths == predictor.predict("text")[0].paths and not passed.below_threshold
 
 
 def test_predictor_on_a_tiny_model(predictor, model, tiny_tree, tiny_docs):

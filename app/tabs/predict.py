@@ -31,7 +31,7 @@ from ..common import (
     user_errors,
 )
 
-__all__ = ["render", "predict", "load_examples", "classify_file", "FILE_HEADERS", "FILE_TYPES"]
+__all__ = ["render", "predict", "load_examples", "examples_for", "classify_file", "FILE_HEADERS", "FILE_TYPES"]
 
 PATH_HEADERS = ["rank", "predicted path", "probability", "depth"]
 NAMES_HEADER = "display names"  # a fifth column, for models trained with a label-names file
@@ -49,31 +49,69 @@ FILE_HELP = (
 )
 
 
-def load_examples(files: dict[str, Path]) -> dict[str, str]:
-    """Example texts by display name (``[20ng] alt.atheism · Well, as I remember…``)."""
-    out: dict[str, str] = {}
+def _example_items(files: dict[str, Path]) -> list[tuple[str, str, list[str]]]:
+    """(display name, text, gold path) of every example (``[20ng] alt.atheism · Well, as I remember…``)."""
+    out = []
     for tag, path in files.items():
         if not path.is_file():
             continue
         for item in json.loads(path.read_text(encoding="utf-8")):
             label = item.get("label") or item.get("labels") or []
-            leaf = label[-1] if label and isinstance(label[-1], str) else ""
+            gold = [x for x in label if isinstance(x, str)]
+            leaf = gold[-1] if gold else ""
             words = " ".join(item["text"].split()[:8])
-            out[f"[{tag}] {leaf} · {words}…"] = item["text"]
+            out.append((f"[{tag}] {leaf} · {words}…", item["text"], gold))
     return out
 
 
+def load_examples(files: dict[str, Path]) -> dict[str, str]:
+    """Example texts by display name (``[20ng] alt.atheism · Well, as I remember…``)."""
+    return {name: text for name, text, _ in _example_items(files)}
+
+
+def examples_for(studio: Studio, model: str | None) -> list[str]:
+    """The names of the examples whose gold path is in ``model``'s label tree (so a 20 Newsgroups model is offered
+    newsgroup messages, not WOS abstracts); every example when the model cannot be read."""
+    items = _example_items(studio.config.examples)
+    if not model:
+        return [name for name, _, _ in items]
+    try:
+        h = studio.registry.hierarchy(model)
+    except HPTError:
+        return [name for name, _, _ in items]
+    fitting = []
+    for name, _, gold in items:
+        try:
+            h.index(gold)
+        except HPTError:
+            continue
+        fitting.append(name)
+    return fitting
+
+
+EMPTY_TEXT = "The text is empty: paste a document or pick an example."
+
+
 def predict(
-    studio: Studio, text: str, model: str, threshold: float = 0.5, rule: str = "paper", view: str = "auto"
+    studio: Studio,
+    text: str,
+    model: str,
+    threshold: float = 0.5,
+    rule: str = "paper",
+    view: str = "auto",
+    best: bool = True,
 ) -> tuple[Any, dict[str, Any], str, dict[str, Any], Any]:
     """Tree figure, ranked paths table (``{"headers", "data"}``), summary markdown, JSON result, icicle figure for
     one text. A model trained with label names shows them: on the tree, in the icicle, and in a fifth table column
-    (the path column keeps the label paths, which select the label in the other tabs)."""
+    (the path column keeps the label paths, which select the label in the other tabs). With ``best``, a text with no
+    label above the threshold shows the model's best path, marked as below it."""
     text, note = clip_text(text, studio.config.max_text_chars)
     predictor = studio.registry.predictor(model)
     h = predictor.hierarchy
     names, notes = display_names(studio, model)
-    [pred] = predictor.predict(text, threshold=probability_to_score(threshold), rule=rule, all_scores=True)
+    [pred] = predictor.predict(
+        text, threshold=probability_to_score(threshold), rule=rule, all_scores=True, best=bool(best)
+    )
     scores, predicted = label_vector(h, pred)
     prob = {" > ".join(s.path): s.probability for s in pred.scores}
     rows = [[k + 1, " > ".join(p), round(prob[" > ".join(p)], 4), len(p) - 1] for k, p in enumerate(pred.paths)]
@@ -83,7 +121,13 @@ def predict(
         for row, path in zip(rows, pred.paths):
             row.append(display_path(h, h.index(path), names))
     lines = []
-    if rows:
+    if pred.below_threshold:
+        lines.append(
+            f"**No label passes the threshold p > {threshold:.2f}**: shown is **{model}**'s best path, "
+            f"{' > '.join(pred.paths[0])}, **below the threshold** (a guess; lower the threshold or untick "
+            '"Always show the best path" to hide it).'
+        )
+    elif rows:
         lines.append(
             f"**{len(rows)} predicted path{'s' if len(rows) != 1 else ''}** with **{model}** "
             f"(threshold p > {threshold:.2f})."
@@ -103,12 +147,14 @@ def predict(
         lines.append(note)
     mode = tree_mode(view, h.num_labels)
     title = "Predicted paths and their siblings" if mode == "paths" else "Label tree"
+    if pred.below_threshold:
+        title = "The best path, below the threshold" + (" (and its siblings)" if mode == "paths" else "")
     threshold_score = probability_to_score(threshold)
     tree = figures.tree_figure(
         h, scores, predicted, mode=mode, threshold=threshold_score, title=title, display=names, notes=notes
     )
     icicle = figures.icicle_figure(h, scores, title="Every label, coloured by probability", display=names, notes=notes)
-    result = pred.to_dict() | {"model": model, "threshold": threshold, "rule": rule}
+    result = pred.to_dict() | {"model": model, "threshold": threshold, "rule": rule, "best_path": bool(best)}
     if names:
         result["display_names"] = [display_path(h, h.index(p), names) for p in pred.paths]
     if note:
@@ -245,7 +291,7 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
             )
             example = gr.Dropdown(
                 elem_id="predict-example",
-                choices=list(examples),
+                choices=examples_for(studio, model_picker.value),
                 value=None,
                 label="Or pick an example",
                 info="Real test-split texts, never seen in training.",
@@ -261,7 +307,15 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
                 wrap=True,
                 column_widths=["10%", "60%", "18%", "12%"],
             )
-            threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold: predict labels with p above")
+            threshold = gr.Slider(
+                0.05, 0.95, value=0.5, step=0.05, label="Threshold: predict labels with p above", elem_id="predict-p"
+            )
+            best = gr.Checkbox(
+                value=True,
+                label="Always show the best path",
+                info="When no label passes the threshold, show the model's best path, marked as below it.",
+                elem_id="predict-best",
+            )
             with gr.Row():
                 view = gr.Dropdown(choices=list(VIEW_CHOICES.items()), value="auto", label="Tree view", min_width=260)
                 rule = gr.Dropdown(
@@ -310,20 +364,36 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
         )
         file_json = gr.JSON(visible=False)
 
-    example.change(
-        lambda name: examples.get(name, gr.skip()) if name else gr.skip(), example, text, api_visibility="private"
-    )
     handler = user_errors(lambda *args: predict(studio, *args))
-    inputs = [text, model_picker, threshold, rule, view]
+    inputs = [text, model_picker, threshold, rule, view, best]
     outputs = [tree, paths, summary, raw, icicle]
-    button.click(handler, inputs, outputs, api_name="predict")
-    text.submit(handler, inputs, outputs, api_visibility="private")
+    # The API endpoint raises on an empty text (a client gets the error); the page clears the old result instead
+    # and says so once, in the summary, rather than marking every output as failed.
+    api_trigger = gr.Button(visible=False)
+    api_trigger.click(handler, inputs, outputs, api_name="predict")
+
+    def on_page(*args: Any) -> Any:
+        if not (args[0] or "").strip():
+            return [None, {"headers": PATH_HEADERS, "data": []}, f"**{EMPTY_TEXT}**", None, None]
+        return handler(*args)
 
     def rerun(*args: Any) -> Any:
         """Re-classify when a setting changes, once there is text to classify."""
         if not (args[0] or "").strip():
             return [gr.skip()] * len(outputs)
         return handler(*args)
+
+    button.click(on_page, inputs, outputs, api_visibility="private")
+    text.submit(on_page, inputs, outputs, api_visibility="private")
+    example.input(  # picking an example classifies it at once
+        lambda name: examples.get(name, gr.skip()) if name else gr.skip(), example, text, api_visibility="private"
+    ).then(rerun, inputs, outputs, api_visibility="private")
+    model_picker.change(  # the examples follow the selected model's label tree
+        lambda name: gr.update(choices=examples_for(studio, name), value=None),
+        model_picker,
+        example,
+        api_visibility="private",
+    )
 
     def on_classify_file(file: str | None, name: str, p: float, how: str, progress=gr.Progress()) -> list[Any]:  # noqa: B008
         def follow(done: int, total: int) -> None:
@@ -343,9 +413,11 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
         [file_problems, downloads],
         api_visibility="private",
     )
-    threshold.release(rerun, inputs, outputs, api_visibility="private")
+    # a dragged or typed threshold (Enter or leaving the box) re-runs; "always_last" skips the values passed over
+    threshold.change(rerun, inputs, outputs, api_visibility="private", trigger_mode="always_last")
     rule.change(rerun, inputs, outputs, api_visibility="private")
     view.change(rerun, inputs, outputs, api_visibility="private")
+    best.change(rerun, inputs, outputs, api_visibility="private")
     return {
         "text": text,
         "button": button,
