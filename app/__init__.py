@@ -57,15 +57,24 @@ def _model_info(studio: Studio, name: str | None) -> str:
     return " · ".join(parts)
 
 
-def _warm_up(studio: Studio, name: str, map_delay: float = 20.0) -> None:
-    """Load the default model now; a little later fit its label-word map (UMAP compiles on first use, ~30 s)."""
+def _warm_up(studio: Studio, name: str) -> None:
+    """Before the page is served: load the default model and classify one example through the Predict tab's own code
+    (scores, tree and icicle figures), so the first Classify a user makes is as fast as the next ones."""
     try:
-        studio.registry.predictor(name)
-        if studio.registry.has_label_words(name):
-            time.sleep(map_delay)
-            studio.registry.word_map(name)
+        text = next(iter(predict.load_examples(studio.config.examples).values()), "A first text to warm up the model.")
+        predict.predict(studio, text, name)
     except Exception:  # noqa: BLE001 - a failed warm-up only means the first request pays for it
         log.exception("warming up %s failed", name)
+
+
+def _warm_up_map(studio: Studio, name: str, delay: float = 20.0) -> None:
+    """A little after start-up, fit the default model's label-word map (UMAP compiles on first use, ~30 s)."""
+    try:
+        if studio.registry.has_label_words(name):
+            time.sleep(delay)
+            studio.registry.word_map(name)
+    except Exception:  # noqa: BLE001 - as above
+        log.exception("fitting the label-word map of %s failed", name)
 
 
 OPEN_HELP = (
@@ -102,8 +111,9 @@ def build_demo(config: AppConfig | None = None, studio: Studio | None = None) ->
     studio = studio or Studio.create(config)
     names = studio.registry.names()
     default = names[0] if names else None
-    if default:  # load the default model while the page is being served, so the first request is fast
-        threading.Thread(target=_warm_up, args=(studio, default), daemon=True, name="warm-up").start()
+    if default:
+        _warm_up(studio, default)
+        threading.Thread(target=_warm_up_map, args=(studio, default), daemon=True, name="warm-up-map").start()
 
     # Gradio's own upload cache: files older than an hour are deleted every hour, so disk use stays bounded
     with gr.Blocks(title="HPT Studio", delete_cache=(3600, 3600)) as demo:

@@ -66,8 +66,9 @@ def test_predict_matches_the_library_and_finds_the_gold_top_label(client: Client
         tree, table, summary, result, icicle = client.predict(
             example["text"], "20ng-hpt", 0.5, "paper", "auto", api_name="/predict"
         )
-        expected = predictor.predict(example["text"])[0]
+        expected = predictor.predict(example["text"], best=True)[0]  # the app shows the best path by default
         assert result["paths"] == expected.paths  # the UI shows exactly what the library predicts
+        assert result.get("below_threshold", False) == expected.below_threshold
         assert [row[1] for row in table["data"]] == [" > ".join(p) for p in expected.paths]
         assert tree["type"] == "plotly" and icicle["type"] == "plotly"
         hits += any(path[0] == example["label"][0] for path in result["paths"])
