@@ -140,7 +140,7 @@ def build(
     result, model = job.run, job.model
     provenance = train_config.to_dict() | {
         "data": "20 Newsgroups bydate (20newsgroups/20news-bydate.jsonl.gz of the benchmark data directory, "
-        "$HPT_STUDIO_DATA; docs/benchmarks.md says where to get it), standard training split",
+        "$HPT_STUDIO_DATA; docs/data.md says where to get it), standard training split",
         "label_names": "assets/label-names/20ng.tsv",
         "strip_newsgroup_headers": True,
         "split": "standard train/test; dev = 10 % of train, stratified, seed 0",

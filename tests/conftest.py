@@ -250,7 +250,8 @@ TINY_BACKBONE_CHOICE = "tiny (test backbone)"
 @pytest.fixture(scope="session")
 def app_server(save_tiny_backbone, tmp_path_factory):
     """The real app launched on 127.0.0.1 (a free port): the shipped demo checkpoints, fine-tuned models in a temp
-    folder, a tiny backbone as the only fine-tune choice, and the first 80 WOS-1k abstracts as the demo dataset.
+    folder, a tiny backbone as the only fine-tune choice and as the duel's encoder, and the first 80 WOS-1k abstracts
+    as the demo dataset.
 
     Yields ``(studio, url)``; the server closes at the end of the session.
     """
@@ -264,11 +265,13 @@ def app_server(save_tiny_backbone, tmp_path_factory):
     demo_data = folder / "wos-demo-80.json"
     lines = (REPO / "assets" / "wos-1k" / "wos_total_1k.json").read_text(encoding="utf-8").splitlines()[:80]
     demo_data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tiny = str(save_tiny_backbone())
     config = AppConfig(
         user_dir=folder / "models",
         demo_dataset=demo_data,
         demo_hierarchy=None,
-        backbones={TINY_BACKBONE_CHOICE: str(save_tiny_backbone())},
+        backbones={TINY_BACKBONE_CHOICE: tiny},
+        baseline_backbone=tiny,  # the duel's encoder: tiny here too (test_app_jobs covers it with the real flow)
         train=TrainConfig(epochs=2, batch_size=16, lr=1e-4, seed=0),
         model=HPTConfig(max_length=64),
     )

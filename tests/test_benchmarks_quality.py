@@ -281,3 +281,21 @@ def test_the_data_directory_is_hpt_studio_data_or_the_shared_folder(monkeypatch,
     assert all(name in str(missing.value) for name in (NEWS_20NG, "wos/subset_1k/wos_total_1k.json", WOS_TAXONOMY))
     monkeypatch.delenv(DATA_ENV)
     assert data_dir() == ROOT.parent / "shared" / "data"
+
+
+def test_the_demo_table_shows_the_classical_baselines_of_the_same_split(tmp_path):
+    from benchmarks.quality.tables import demo_checkpoints_table
+
+    shipped = json.loads((ROOT / "checkpoints" / "20ng-hpt" / "metrics.json").read_text(encoding="utf-8"))
+    (tmp_path / "checkpoints" / "20ng-hpt").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "20ng-hpt" / "metrics.json").write_text(json.dumps(shipped), encoding="utf-8")
+    depth = {"0": {"micro_f1": 0.8, "macro_f1": 0.7}, "1": {"micro_f1": 0.6, "macro_f1": 0.5}}
+    baselines = {"tfidf-lr": {"micro_f1": 0.7483, "macro_f1": 0.7003, "per_depth": depth, "train_seconds": 120.0}}
+    results = tmp_path / "benchmarks" / "results" / "demo-baselines.json"
+    results.parent.mkdir(parents=True)
+    results.write_text(json.dumps(baselines), encoding="utf-8")
+    table = demo_checkpoints_table(tmp_path / "checkpoints")
+    assert "| `20ng-hpt` |" in table
+    assert "| TF-IDF + LR (same split, `C` on dev) | 74.83 / 70.03 | 80.00 / 70.00 · 60.00 / 50.00 |" in table
+    results.unlink()
+    assert "TF-IDF" not in demo_checkpoints_table(tmp_path / "checkpoints")

@@ -319,8 +319,41 @@ def _storage(directory: Path, dtype: str) -> str:
     return f"{dtype}, {weights.stat().st_size / 2**20:.1f} MiB" if weights.is_file() else dtype
 
 
-def demo_checkpoints_table(directory: Path = CHECKPOINTS) -> str:
-    """The shipped demo checkpoints' test metrics, read from their ``metrics.json``."""
+DEMO_BASELINE_NAMES = {
+    "tfidf-lr": "TF-IDF + LR (same split, `C` on dev)",
+    "emb-lr": "frozen MiniLM-L6 embeddings + LR (same split, `C` on dev)",
+}
+
+
+def _demo_baseline_rows(path: Path) -> list[list[str]]:
+    """Rows of the classical baselines fitted on the demo checkpoints' split (``demo_checkpoints --baselines``)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for method, record in json.loads(path.read_text(encoding="utf-8")).items():
+        depth = record.get("per_depth") or {}
+        per_depth = " · ".join(f"{100 * depth[d]['micro_f1']:.2f} / {100 * depth[d]['macro_f1']:.2f}" for d in depth)
+        seconds = record.get("train_seconds")
+        rows.append(
+            [
+                DEMO_BASELINE_NAMES.get(method, method),
+                f"{100 * record['micro_f1']:.2f} / {100 * record['macro_f1']:.2f}",
+                per_depth or "–",
+                "–",
+                f"– ({seconds / 60:.0f} min to fit)" if seconds else "–",
+                "–",
+                "–",
+            ]
+        )
+    return rows
+
+
+def demo_checkpoints_table(directory: Path = CHECKPOINTS, baselines: Path | None = None) -> str:
+    """The shipped demo checkpoints' test metrics, read from their ``metrics.json``, and the classical baselines on
+    the same split (``baselines``: ``benchmarks/results/demo-baselines.json`` beside the checkpoints' repository)."""
+    baselines = (
+        baselines if baselines is not None else directory.parent / "benchmarks" / "results" / "demo-baselines.json"
+    )
     rows = []
     checked = 0
     for metrics_file in sorted(directory.glob("*/metrics.json")):
@@ -355,4 +388,5 @@ def demo_checkpoints_table(directory: Path = CHECKPOINTS) -> str:
         "Storage",
         f"Max score change of smaller storage on {checked} test messages",
     ]
+    rows += _demo_baseline_rows(baselines) if rows else []
     return _table(header, rows) if rows else "No demo checkpoints yet."
