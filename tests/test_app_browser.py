@@ -106,10 +106,10 @@ def test_predict_shows_summary_table_and_tree(app_server, app_page: Page) -> Non
         if example["label"][0] not in ("comp", "rec"):
             continue
         [prediction] = predictor.predict(example["text"], threshold=0.0, rule="paper")
-        if prediction.paths and prediction.paths[0][0] == example["label"][0]:
+        if prediction.paths and prediction.paths[0][0] == example["label"][0] and len(prediction.paths[0]) > 1:
             break
     else:
-        pytest.fail("no comp/rec example of assets/examples/20ng.json is predicted at its own top label")
+        pytest.fail("no comp/rec example of assets/examples/20ng.json is predicted down to a group of its top label")
     expected = prediction.paths[0]
 
     page = app_page
@@ -127,7 +127,11 @@ def test_predict_shows_summary_table_and_tree(app_server, app_page: Page) -> Non
     expect(plot).to_be_visible()
     assert plot.locator("svg").count() > 0
     tree_text = plot.text_content() or ""
-    assert expected[-1] in tree_text, f"{expected[-1]!r} not drawn in the tree: {tree_text[:300]!r}"
+    # the tree names its nodes by the model's display names (20ng-hpt has a label-names file), else by label
+    names = studio.registry.label_names("20ng-hpt")
+    leaf = predictor.hierarchy.index(expected)
+    shown = names[leaf].name if leaf in names else expected[-1]
+    assert shown in tree_text, f"{shown!r} not drawn in the tree: {tree_text[:300]!r}"
     assert "Label tree" in tree_text
 
 
