@@ -42,7 +42,7 @@ from typing import IO, Any
 from hpt_core.atomic import atomic_file, check_file_target
 from hpt_core.data.fields import BadValue, at, kind_of, parse_text
 from hpt_core.data.files import TEXT_EXTENSIONS, check_path, format_of, read_lines
-from hpt_core.data.formats import _json_array, _json_message
+from hpt_core.data.formats import _json_array, _json_message, record_text
 from hpt_core.errors import ConfigError, DatasetError
 
 __all__ = [
@@ -270,19 +270,7 @@ def _record_of_object(obj: Any, lineno: int, source: str) -> TextRecord | list[s
     if not isinstance(obj, dict):
         return [f"{at(source, lineno)}expected a JSON object like {_EXAMPLE}, got {kind_of(obj)}."]
     problems: list[str] = []
-    key = "text" if "text" in obj else "doc_token" if "doc_token" in obj else None
-    text = ""
-    if key is None:
-        found = ", ".join(repr(k) for k in list(obj)[:8]) or "none"
-        problems.append(
-            f'{at(source, lineno, "text")}missing; each record needs a "text" field (or "doc_token"). Fields found: '
-            f"{found}."
-        )
-    else:
-        try:
-            text = parse_text(obj[key])
-        except BadValue as e:
-            problems.append(f"{at(source, lineno, key)}{e}")
+    text = record_text(obj, lineno, source, problems)
     record_id, problem = _record_id(obj.get("id"), lineno, source)
     if problem:
         problems.append(problem)

@@ -293,3 +293,29 @@ def wos_40_file(tmp_path: Path) -> Path:
     path = tmp_path / "wos40.json"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# ---------------------------------------------------------------------------------------------------- a fresh clone
+@pytest.fixture
+def clone_files(tmp_path) -> Callable[[str], Path]:
+    """Factory ``clone_files(name)``: the repository's files as a fresh clone has them (those git tracks or would add),
+    copied to ``tmp_path/name`` outside the checkout, without the weights, benchmark results and docs."""
+
+    def factory(name: str) -> Path:
+        import shutil
+        import subprocess
+
+        copy = tmp_path / name
+        listed = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for relative in listed:
+            if (
+                not relative.startswith(("checkpoints/", "benchmarks/results/", "docs/"))
+                and (REPO_ROOT / relative).is_file()
+            ):
+                (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO_ROOT / relative, copy / relative)
+        return copy
+
+    return factory

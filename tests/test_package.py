@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,18 +51,11 @@ def _run(argv: list, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
-def test_pip_install_gives_a_console_script_that_works_from_any_folder(tmp_path, save_tiny_backbone):
-    # The source as a fresh clone has it (the files git tracks or would add, no weights), built into a fresh
-    # environment. That environment sees this machine's packages (torch & co. are not downloaded again) but not the
-    # checkout, and the build uses the installed setuptools, so the test runs offline.
-    source = tmp_path / "source"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in tracked:
-        if not name.startswith(("checkpoints/", "benchmarks/results/", "docs/")) and (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+def test_pip_install_gives_a_console_script_that_works_from_any_folder(tmp_path, save_tiny_backbone, clone_files):
+    # The source as a fresh clone has it (no weights), built into a fresh environment. That environment sees this
+    # machine's packages (torch & co. are not downloaded again) but not the checkout, and the build uses the installed
+    # setuptools, so the test runs offline.
+    source = clone_files("source")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], check=True)
     python, script = venv / "bin" / "python", venv / "bin" / "hpt-studio"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,17 +86,10 @@ def test_every_cli_flag_the_readme_shows_exists():
 
 
 @pytest.fixture
-def fresh_copy(tmp_path) -> Path:
-    """The repository as a clone has it (files git tracks or would add), outside the checkout, one per test (the
-    README's commands write into it); the weights are linked rather than copied."""
-    copy = tmp_path / "hpt-studio"
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in listed:
-        if not name.startswith(("checkpoints/", "benchmarks/results/", "docs/")) and (REPO / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, copy / name)
+def fresh_copy(clone_files) -> Path:
+    """The repository as a clone has it, outside the checkout, one per test (the README's commands write into it);
+    the weights are linked rather than copied."""
+    copy = clone_files("hpt-studio")
     (copy / "checkpoints").symlink_to(REPO / "checkpoints", target_is_directory=True)
     return copy
 

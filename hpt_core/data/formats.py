@@ -122,24 +122,30 @@ def _labels_of_object(obj: dict[str, Any], key: str) -> tuple[list[list[str]], b
     return parse_labels(value), False
 
 
-def _record_from_object(obj: Any, lineno: int, source: str, need_labels: bool) -> tuple[Record | None, list[str]]:
-    if not isinstance(obj, dict):
-        example = '{"text": "...", "labels": [["A", "B"]]}'
-        return None, [f"{at(source, lineno)}expected a JSON object like {example}, got {kind_of(obj)}."]
-    problems: list[str] = []
-    text = ""
-    text_key = "text" if "text" in obj else "doc_token" if "doc_token" in obj else None
-    if text_key is None:
+def record_text(obj: dict[str, Any], lineno: int, source: str, problems: list[str]) -> str:
+    """The text of a JSON record (its ``text``, else ``doc_token`` field); a missing or bad one adds a
+    ``file:line: field:`` problem to ``problems`` and gives ``""``."""
+    key = "text" if "text" in obj else "doc_token" if "doc_token" in obj else None
+    if key is None:
         found = ", ".join(repr(k) for k in list(obj)[:8]) or "none"
         problems.append(
             f'{at(source, lineno, "text")}missing; each record needs a "text" field (or "doc_token"). '
             f"Fields found: {found}."
         )
-    else:
-        try:
-            text = parse_text(obj[text_key])
-        except BadValue as e:
-            problems.append(f"{at(source, lineno, text_key)}{e}")
+        return ""
+    try:
+        return parse_text(obj[key])
+    except BadValue as e:
+        problems.append(f"{at(source, lineno, key)}{e}")
+        return ""
+
+
+def _record_from_object(obj: Any, lineno: int, source: str, need_labels: bool) -> tuple[Record | None, list[str]]:
+    if not isinstance(obj, dict):
+        example = '{"text": "...", "labels": [["A", "B"]]}'
+        return None, [f"{at(source, lineno)}expected a JSON object like {example}, got {kind_of(obj)}."]
+    problems: list[str] = []
+    text = record_text(obj, lineno, source, problems)
     paths: list[list[str]] = []
     label_set = False
     split = None
