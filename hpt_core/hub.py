@@ -49,14 +49,15 @@ def resolve_checkpoint(source: str | Path, revision: str | None = None) -> Path:
         folder = Path(snapshot_download(text, revision=revision, allow_patterns=HUB_FILES, local_files_only=_offline()))
     except RepositoryNotFoundError as e:
         raise CheckpointError(
-            f"{text!r} is neither a local folder nor a Hub model this machine may read (not found, private or "
-            "gated); check the id, or log in with `hf auth login` for a private one."
+            f"{text!r} is neither a folder here nor a Hub model this machine may read (not found, private or "
+            "gated); check the path or the id, or log in with `hf auth login` for a private model."
         ) from e
     except (LocalEntryNotFoundError, OSError) as e:
         why = "this machine is offline (HF_HUB_OFFLINE is set)" if _offline() else "the Hub cannot be reached"
         raise CheckpointError(
-            f"Cannot download {text!r}: {why}, and it is not in the local Hub cache. Download it where you have "
-            f"internet (`hf download {text}`) and open its folder instead."
+            f"{text!r} is not a folder here, and as a Hub id it cannot be downloaded: {why}, and it is not in the "
+            f"local Hub cache. Check the path, or download the model where you have internet (`hf download {text}`) "
+            "and open its folder instead."
         ) from e
     except HFValidationError as e:
         raise CheckpointError(f"{text!r} is not a valid Hub model id ({e}).") from e

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -255,11 +256,17 @@ def test_a_label_names_file_that_does_not_fit_the_checkpoint_is_refused(tiny_tre
 
 
 @pytest.mark.slow  # loads and scores the shipped checkpoint twice
-def test_old_checkpoints_load_and_score_the_same_either_way():
-    """``checkpoints/20ng-hpt`` predates names splitting: its label words are stored, so the init rule is moot."""
-    folder = REPO_ROOT / "checkpoints" / "20ng-hpt"
-    if not (folder / "model.safetensors").is_file():
+def test_old_checkpoints_load_and_score_the_same_either_way(tmp_path):
+    """A checkpoint saved before names splitting (``checkpoints/20ng-hpt`` as it was: no ``label_name_split`` field,
+    no ``label_names.json``): its label words are stored, so the init rule is moot."""
+    shipped = REPO_ROOT / "checkpoints" / "20ng-hpt"
+    if not (shipped / "model.safetensors").is_file():
         pytest.skip("the demo checkpoint is not present")
+    folder = tmp_path / "old-20ng-hpt"
+    shutil.copytree(shipped, folder, ignore=shutil.ignore_patterns("label_names.json"))
+    saved_file = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    saved_file["hpt_config"].pop("label_name_split", None)
+    (folder / "config.json").write_text(json.dumps(saved_file), encoding="utf-8")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))["hpt_config"]
     assert "label_name_split" not in config and not (folder / "label_names.json").exists()
     model = HPTModel.from_pretrained(folder)

@@ -698,11 +698,16 @@ def test_legacy_code_faithful_key_is_expanded():
 @pytest.mark.parametrize("name", ["20ng-hpt", "20ng-finetune"])
 def test_shipped_checkpoint_configs_read_as_paper_mode(name: str):
     saved = json.loads((REPO_ROOT / "checkpoints" / name / "config.json").read_text(encoding="utf-8"))["hpt_config"]
-    assert saved["code_faithful"] is False and "graph_form" not in saved  # the file as shipped
     config = HPTConfig.from_dict(saved)
     variant = {"20ng-hpt": "hpt", "20ng-finetune": "finetune"}[name]
-    # saved before label_name_split: read as False, the raw-name initialisation those label words came from
-    assert config == HPTConfig.for_variant(variant, backbone="minilm-l6-mlm", max_length=128, label_name_split=False)
+    if "code_faithful" in saved:  # the older file format: the preset flag, no explicit fields
+        assert saved["code_faithful"] is False and "graph_form" not in saved
+        # saved before label_name_split: read as False, the raw-name initialisation those label words came from
+        expected = HPTConfig.for_variant(variant, backbone="minilm-l6-mlm", max_length=128, label_name_split=False)
+    else:  # today's format: every field explicit
+        assert saved["graph_form"] == "paper" and saved["label_name_split"] is True
+        expected = HPTConfig.for_variant(variant, backbone="minilm-l6-mlm", max_length=128)
+    assert config == expected
 
 
 def test_default_mlm_softmax_is_the_backbone_vocabulary(make_model, make_targets, tiny_docs):
