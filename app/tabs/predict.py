@@ -30,6 +30,7 @@ from ..common import (
     tree_mode,
     user_errors,
 )
+from .finetune import _check_size  # the upload size limit, one check for every tab
 
 __all__ = ["render", "predict", "load_examples", "examples_for", "classify_file", "FILE_HEADERS", "FILE_TYPES"]
 
@@ -160,15 +161,6 @@ def predict(
     if note:
         result["note"] = note
     return tree, {"headers": headers, "data": rows}, "\n\n".join(lines), result, icicle
-
-
-def _check_size(path: Path, name: str, limit_mb: int) -> None:
-    size = path.stat().st_size
-    if size > limit_mb * 1024 * 1024:
-        raise HPTError(
-            f"{name}: the file is {size / 1024 / 1024:.1f} MB, over this app's limit of {limit_mb} MB; "
-            "upload a smaller sample."
-        )
 
 
 def _results_folder(studio: Studio) -> Path:
