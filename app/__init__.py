@@ -6,10 +6,8 @@ no tensor arithmetic lives here.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -18,6 +16,7 @@ import gradio as gr
 
 from .common import Studio, user_errors
 from .config import AppConfig
+from .jobs import lower_thread_priority
 from .tabs import compare, evaluate, explorer, finetune, hierarchy, predict
 
 __all__ = ["build_demo", "launch_options", "serve", "AppConfig", "Studio"]
@@ -72,8 +71,7 @@ def _warm_up(studio: Studio, name: str) -> None:
 def _warm_up_map(studio: Studio, name: str, delay: float = 20.0) -> None:
     """A little after start-up, fit the default model's label-word map (UMAP compiles on first use, ~30 s), at the
     lowest CPU priority on Linux so that it never slows a user's request down."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux: the map fits at normal priority
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread (and the ones it starts) only
+    lower_thread_priority(19)  # this thread (and the ones it starts) only; not Linux: normal priority
     try:
         if studio.registry.has_label_words(name):
             time.sleep(delay)

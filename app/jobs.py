@@ -12,9 +12,11 @@ for the side-by-side "duel". Its time is estimated from costs measured on this m
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -65,6 +67,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+JOB_NICE = 10  # a fine-tune job's CPU priority (Linux nice): the Classify requests served beside it come first
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority to ``nice`` (Linux only; elsewhere a no-op). The threads it starts
+    afterwards, torch's own among them, inherit it; the rest of the process keeps its priority."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
 
 VARIANT_CHOICES = {
     "HPT (hierarchy-aware prompt, the paper's method)": "hpt",
@@ -654,6 +665,7 @@ class JobManager:
     def _worker(
         self, request: JobRequest, data: Path, files: dict[str, Path | None], workdir: Path, job_id: str, key: str
     ) -> None:
+        lower_thread_priority(JOB_NICE)  # before the job's first torch call, so its compute threads inherit it
         try:
             self._run(request, data, files, job_id, workdir, key)
         except HPTError as e:  # name the uploads, never the job's temporary copies

@@ -179,7 +179,9 @@ class ModelRegistry:
             with self._lock:
                 if name in self._loaded:
                     return self._loaded[name]
-            predictor = Predictor.from_pretrained(directory, device="cpu", precision=self.config.precision)
+            predictor = Predictor.from_pretrained(
+                directory, device="cpu", precision=self.config.precision, coalesce=True
+            )
             predictor.warm_up()
             with self._lock:
                 self._loaded[name] = predictor

@@ -193,22 +193,30 @@ def initial_label_words(model: HPTModel) -> torch.Tensor:
 _PUNCT = re.compile(r"^[\W_]+$")
 
 
+_MASKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {whole_words: mask}
+
+
 def _vocabulary_mask(model: HPTModel, whole_words: bool) -> torch.Tensor:
-    tokenizer = model.tokenizer
-    vocab_size = model.word_embeddings.weight.shape[0]
-    tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
-    special = set(tokenizer.all_special_ids)
-    keep = torch.ones(vocab_size, dtype=torch.bool)
-    for i, token in enumerate(tokens):
-        if (
-            token is None
-            or i in special
-            or (token.startswith("[") and token.endswith("]"))
-            or whole_words
-            and (token.startswith("##") or _PUNCT.match(token))
-        ):
-            keep[i] = False
-    return keep
+    """``(V,)`` bool: the vocabulary rows a nearest-word list may return. Computed once per model (a pass over the
+    whole vocabulary holds the interpreter for ~0.1 s, which requests served beside it would wait for)."""
+    masks = _MASKS.setdefault(model, {})
+    if whole_words not in masks:
+        tokenizer = model.tokenizer
+        vocab_size = model.word_embeddings.weight.shape[0]
+        tokens = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
+        special = set(tokenizer.all_special_ids)
+        keep = [
+            not (
+                token is None
+                or i in special
+                or (token.startswith("[") and token.endswith("]"))
+                or whole_words
+                and (token.startswith("##") or _PUNCT.match(token))
+            )
+            for i, token in enumerate(tokens)
+        ]
+        masks[whole_words] = torch.tensor(keep, dtype=torch.bool)
+    return masks[whole_words]
 
 
 def _nearest(

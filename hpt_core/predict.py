@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hpt_core.coalesce import ScoreCoalescer
 from hpt_core.data import Dataset
 from hpt_core.device import native_bf16, resolve_device
 from hpt_core.errors import ConfigError
@@ -148,7 +149,7 @@ class Predictor:
         [['CS', 'Computer vision']]
     """
 
-    def __init__(self, model: HPTModel, batch_size: int = 32, precision: str = "fp32") -> None:
+    def __init__(self, model: HPTModel, batch_size: int = 32, precision: str = "fp32", coalesce: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
         self.model = model.eval()
@@ -161,16 +162,25 @@ class Predictor:
                 raise ConfigError("int8 dynamic quantisation runs on the CPU only; load the model with device='cpu'.")
             # int8 weights for every nn.Linear (encoder, MLM-head transform), activations quantised on the fly
             self.model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        # a server's concurrent requests share one forward pass (hpt_core.coalesce); a script's calls run as given
+        self.coalescer = ScoreCoalescer(self._score) if coalesce else None
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, device: str = "auto", batch_size: int = 32, precision: str = "fp32"
+        cls,
+        directory: str | Path,
+        device: str = "auto",
+        batch_size: int = 32,
+        precision: str = "fp32",
+        coalesce: bool = False,
     ) -> Predictor:
         """Load a checkpoint; ``precision`` is ``fp32`` (default: scores identical on every machine), ``int8``
         (dynamic quantisation, CPU), ``bf16`` (autocast; fast only on CPUs with bf16 instructions) or ``auto`` (bf16
-        where the CPU has them, else fp32; what the app uses). See docs/benchmarks.md for their F1 cost and speed."""
+        where the CPU has them, else fp32; what the app uses). See docs/benchmarks.md for their F1 cost and speed.
+        ``coalesce=True`` (what the app uses) batches calls made at the same time from several threads."""
         device = "cpu" if precision == "int8" and device == "auto" else device
-        return cls(HPTModel.from_pretrained(directory, device=resolve_device(device)), batch_size, precision)
+        model = HPTModel.from_pretrained(directory, device=resolve_device(device))
+        return cls(model, batch_size, precision, coalesce)
 
     @property
     def hierarchy(self) -> LabelHierarchy:
@@ -178,6 +188,11 @@ class Predictor:
 
     def scores(self, texts: list[str], lengths: list[int] | None = None) -> np.ndarray:
         """Raw label scores ``(N, C)``; ``lengths`` (optional) receives each text's wordpieces before truncation."""
+        if self.coalescer is not None:
+            return self.coalescer(list(texts), lengths)
+        return self._score(list(texts), lengths)
+
+    def _score(self, texts: list[str], lengths: list[int] | None = None) -> np.ndarray:
         if self.precision == "bf16":
             with torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16):
                 return score_documents(self.model, list(texts), self.batch_size, lengths)
