@@ -195,8 +195,8 @@ class Predictor:
     def _score(self, texts: list[str], lengths: list[int] | None = None) -> np.ndarray:
         if self.precision == "bf16":
             with torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16):
-                return score_documents(self.model, list(texts), self.batch_size, lengths)
-        return score_documents(self.model, list(texts), self.batch_size, lengths)
+                return score_documents(self.model, texts, self.batch_size, lengths)
+        return score_documents(self.model, texts, self.batch_size, lengths)
 
     def predict(
         self,
