@@ -13,9 +13,12 @@ A record without an ``id`` (or with an empty one) gets its line number. Every pr
 
 Output rows (``PredictionRow``), CSV or JSON Lines, columns ``OUTPUT_COLUMNS``: ``id``, ``text_preview`` (the first
 ``PREVIEW_CHARS`` characters on one line), ``paths`` (the predicted label paths, best first), ``probabilities`` (one
-per path: the probability, sigmoid of the score, of the path's deepest label, as the app's table shows it) and
-``truncated`` (the text was longer than the model reads). In CSV a path is ``A > B`` and several are separated by
-``; `` (the training CSV format), probabilities likewise; in JSONL they are lists.
+per path: the probability, sigmoid of the score, of the path's deepest label, as the app's table shows it),
+``truncated`` (the text was longer than the model reads), ``display_names`` (the same paths in the model's display
+names, from the label-names file it was trained with; a label without one keeps its name) and ``below_threshold``
+(with ``best=True``: no label passed the threshold and ``paths`` is the model's best path, a guess to review). In
+CSV a path is ``A > B`` and several are separated by ``; `` (the training CSV format), probabilities likewise; in
+JSONL they are lists.
 
 Memory stays bounded whatever the file size: ``iter_records`` reads line by line, ``predict_rows`` holds one chunk,
 and ``write_predictions`` streams into a temporary file renamed into place at the end (``hpt_core.atomic``), so a
@@ -64,7 +67,7 @@ __all__ = [
 ]
 
 OUTPUT_FORMATS = ("csv", "jsonl")
-OUTPUT_COLUMNS = ("id", "text_preview", "paths", "probabilities", "truncated")
+OUTPUT_COLUMNS = ("id", "text_preview", "paths", "probabilities", "truncated", "display_names", "below_threshold")
 PREVIEW_CHARS = 100
 CHUNK_SIZE = 256  # texts per Predictor.predict call (it batches them further by its own batch size)
 PROBABILITY_DECIMALS = 4  # as the app's table shows them; the same rounding in CSV and JSONL
@@ -93,7 +96,14 @@ class PredictionRow:
     paths: list[list[str]]
     probabilities: list[float]  # one per path, the probability of its deepest label
     truncated: bool = False
+    display_names: list[list[str]] | None = None  # ``paths`` in display names; None: the same as ``paths``
+    below_threshold: bool = False  # ``paths`` is the best path, shown although no label passed the threshold
     prediction: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def shown_paths(self) -> list[list[str]]:
+        """``display_names`` when the model has display names, else ``paths``."""
+        return self.paths if self.display_names is None else self.display_names
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL row: paths as lists of names, probabilities as a list of numbers."""
@@ -103,6 +113,8 @@ class PredictionRow:
             "paths": self.paths,
             "probabilities": self.probabilities,
             "truncated": self.truncated,
+            "display_names": self.shown_paths,
+            "below_threshold": self.below_threshold,
         }
 
     def to_csv(self) -> list[str]:
@@ -113,6 +125,8 @@ class PredictionRow:
             _inert(PATHS_JOIN.join(PATH_JOIN.join(p) for p in self.paths)),
             PATHS_JOIN.join(f"{p:.{PROBABILITY_DECIMALS}f}" for p in self.probabilities),
             "true" if self.truncated else "false",
+            _inert(PATHS_JOIN.join(PATH_JOIN.join(p) for p in self.shown_paths)),
+            "true" if self.below_threshold else "false",
         ]
 
 
@@ -160,7 +174,7 @@ class ClassifyResult:
     n_texts: int
     outputs: list[Path]
     first_rows: list[PredictionRow]  # the first ``keep`` rows
-    n_without_label: int  # texts where no label passed the threshold
+    n_without_label: int  # texts where no label passed the threshold (shown with their best path when ``best``)
     n_truncated: int  # texts longer than the model reads
     top_labels: dict[str, int]  # texts per predicted top-level label, most frequent first
     seconds: float
@@ -462,11 +476,29 @@ def _chunks(records: Iterable[TextRecord], size: int) -> Iterator[list[TextRecor
         yield chunk
 
 
-def _row(record: TextRecord, prediction: Any) -> PredictionRow:
+def _display_paths(paths: list[list[str]], names: dict[str, dict[str, str]]) -> list[list[str]] | None:
+    """``paths`` in the display names of ``names`` (``HPTModel.label_names``: ``"A > B"`` → ``{"name", ...}``), each
+    label without one under its own name; ``None`` when the model has no display names."""
+    if not names:
+        return None
+    out = []
+    for path in paths:
+        out.append([names.get(PATH_JOIN.join(path[: k + 1]), {}).get("name") or path[k] for k in range(len(path))])
+    return out
+
+
+def _row(record: TextRecord, prediction: Any, names: dict[str, dict[str, str]]) -> PredictionRow:
     by_path = {tuple(s.path): s.probability for s in prediction.labels}
     probabilities = [round(by_path[tuple(p)], PROBABILITY_DECIMALS) for p in prediction.paths]
     return PredictionRow(
-        record.id, preview(record.text), prediction.paths, probabilities, prediction.truncated, prediction
+        record.id,
+        preview(record.text),
+        prediction.paths,
+        probabilities,
+        prediction.truncated,
+        _display_paths(prediction.paths, names),
+        bool(prediction.below_threshold),
+        prediction,
     )
 
 
@@ -477,17 +509,20 @@ def predict_rows(
     rule: str = "paper",
     at_least_one: bool = False,
     chunk_size: int = CHUNK_SIZE,
+    best: bool = False,
 ) -> Iterator[PredictionRow]:
     """One ``PredictionRow`` per record, lazily: ``chunk_size`` records at a time go through ``predictor.predict``
-    (a ``hpt_core.predict.Predictor``; ``threshold`` is a raw score, ``rule`` a consistency rule)."""
+    (a ``hpt_core.predict.Predictor``; ``threshold`` is a raw score, ``rule`` a consistency rule; ``best``: a text
+    with no label above the threshold gets its best path, flagged ``below_threshold``)."""
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}.")
+    names = getattr(predictor.model, "label_names", None) or {}
     for chunk in _chunks(records, chunk_size):
         predictions = predictor.predict(
-            [r.text for r in chunk], threshold=threshold, rule=rule, at_least_one=at_least_one
+            [r.text for r in chunk], threshold=threshold, rule=rule, at_least_one=at_least_one, best=best
         )
         for record, prediction in zip(chunk, predictions, strict=True):
-            yield _row(record, prediction)
+            yield _row(record, prediction, names)
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -570,12 +605,13 @@ def classify_file(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     keep: int = 0,
+    best: bool = False,
 ) -> ClassifyResult:
     """Classify every text of ``file`` and write the predictions to ``out`` (``write_predictions``).
 
     The whole file is validated first (``check_file``; ``DatasetError`` lists every problem, nothing is written),
     the output files are checked before any prediction. ``progress(done, total)`` is called after each chunk;
-    ``keep`` first rows are returned (for a preview table)."""
+    ``keep`` first rows are returned (for a preview table); ``best`` as in ``predict_rows``."""
     source = source or str(file)
     targets = _targets(out, fmt, overwrite)
     check = check_file(file, source)
@@ -590,7 +626,7 @@ def classify_file(
 
     def on_row(row: PredictionRow) -> None:
         counts["done"] += 1
-        counts["empty"] += not row.paths
+        counts["empty"] += not row.paths or row.below_threshold
         counts["truncated"] += row.truncated
         tops.update({p[0] for p in row.paths})
         if len(first) < keep:
@@ -598,7 +634,7 @@ def classify_file(
         if progress is not None and (counts["done"] % chunk_size == 0 or counts["done"] == total):
             progress(counts["done"], total)
 
-    rows = predict_rows(predictor, iter_records(file, source), threshold, rule, at_least_one, chunk_size)
+    rows = predict_rows(predictor, iter_records(file, source), threshold, rule, at_least_one, chunk_size, best)
     n = write_predictions(rows, [p for p, _ in targets] if len(targets) > 1 else targets[0][0], fmt, overwrite, on_row)
     return ClassifyResult(
         source=source,

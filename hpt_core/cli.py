@@ -401,7 +401,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         check.raise_if_problems()
         total = check.n_texts
     predictor = Predictor(_load_model(args.model), batch_size=args.batch_size)
-    options = {"threshold": args.threshold, "rule": args.rule}
+    options = {"threshold": args.threshold, "rule": args.rule, "best": args.best_path}
     bar = tqdm(
         total=total, desc="predict", unit="text", file=sys.stderr, dynamic_ncols=True, disable=args.text is not None
     )
@@ -424,8 +424,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             records = iter_records(args.file) if args.file is not None else [TextRecord(1, args.text, 1)]
             for row in predict_rows(predictor, records, **options):
                 prediction = row.prediction.to_dict()
+                names = {} if row.display_names is None else {"display_names": row.display_names}
                 _print_json(
-                    {"id": row.id, "text_preview": row.text_preview} | prediction | {"probabilities": row.probabilities}
+                    {"id": row.id, "text_preview": row.text_preview}
+                    | prediction
+                    | {"probabilities": row.probabilities}
+                    | names
                 )
                 bar.update(1)
             return 0
@@ -606,13 +610,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        help="write the predictions to this file (id, text_preview, paths, probabilities, truncated) instead of "
-        "stdout; it appears only when complete",
+        help="write the predictions to this file (id, text_preview, paths, probabilities, truncated, display_names, "
+        "below_threshold) instead of stdout; it appears only when complete",
     )
     p.add_argument("--format", choices=("csv", "jsonl"), help="format of --out (default: from its suffix)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--threshold", type=float, default=0.0, help="score threshold (default 0: the paper's rule)")
     p.add_argument("--rule", choices=RULES, default="paper", help="hierarchy consistency rule (default: paper)")
+    p.add_argument(
+        "--best-path",
+        action="store_true",
+        help="a text with no label above the threshold gets the model's best path, flagged below_threshold "
+        "(the app's 'Always show the best path')",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.set_defaults(func=cmd_predict)
 

@@ -299,19 +299,24 @@ def test_classify_file_gives_a_table_and_both_downloads(client: Client, studio, 
         writer.writerow(["id", "text"])
         writer.writerows([f"m{k}", e["text"]] for k, e in enumerate(picked))
     summary, table, problems, files, result = client.predict(
-        handle_file(str(data)), "20ng-hpt", 0.5, "paper", api_name="/classify_file"
+        handle_file(str(data)), "20ng-hpt", 0.5, "paper", True, api_name="/classify_file"
     )
     assert result["ok"] and result["n_texts"] == len(picked) and "5 texts classified" in summary
-    assert problems["data"] == [], problems
-    expected = studio.registry.predictor("20ng-hpt").predict([e["text"] for e in picked])  # p > 0.5: score > 0
+    assert problems["data"] == [] and result["best_path"] is True, problems
+    predictor = studio.registry.predictor("20ng-hpt")
+    expected = predictor.predict([e["text"] for e in picked], best=True)  # p > 0.5: score > 0
     assert [row[0] for row in table["data"]] == [f"m{k}" for k in range(len(picked))]
-    assert [row[2] for row in table["data"]] == ["; ".join(" > ".join(p) for p in e.paths) for e in expected]
+    names = predictor.model.label_names  # the table shows the model's display names ("computers > graphics")
+    shown = [[names[" > ".join(p[: k + 1])]["name"] for k in range(len(p))] for e in expected for p in e.paths[:1]]
+    assert [row[2].split("; ")[0].split(" > ") for row in table["data"]] == shown
     downloads = {Path(f).suffix: Path(f) for f in files}
     assert set(downloads) == {".csv", ".jsonl"} and all(
         p.name.startswith("messages-predictions") for p in downloads.values()
     )
     rows = [json.loads(line) for line in downloads[".jsonl"].read_text(encoding="utf-8").splitlines()]
     assert [r["paths"] for r in rows] == [e.paths for e in expected]
+    assert [r["below_threshold"] for r in rows] == [e.below_threshold for e in expected]
+    assert [r["display_names"][0] for r in rows] == shown
     with open(downloads[".csv"], encoding="utf-8", newline="") as f:
         as_csv = list(csv.DictReader(f))
     assert [r["id"] for r in as_csv] == [r["id"] for r in rows] and list(as_csv[0]) == result["columns"]

@@ -350,5 +350,6 @@ def test_classify_a_file_shows_the_table_and_downloads_csv(app_page: Page, tmp_p
     saved = tmp_path / "downloaded.csv"
     download.value.save_as(saved)
     lines = saved.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "id,text_preview,paths,probabilities,truncated" and len(lines) == 4
+    assert lines[0] == "id,text_preview,paths,probabilities,truncated,display_names,below_threshold"
+    assert len(lines) == 4
     expect(page.locator("#predict-file-problems")).to_be_hidden()

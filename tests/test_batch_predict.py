@@ -205,7 +205,7 @@ def test_rows_and_both_formats_agree(tmp_path: Path, wos_texts: list[str], predi
     assert as_json[0]["text_preview"].endswith("…") and as_json[-1]["text_preview"] == "genetics results"
     # the paper's rule with a high threshold: no label, empty cells and lists
     [row] = predict_rows(predictor, records[:1], threshold=1e9)
-    assert row.paths == [] and row.probabilities == [] and row.to_csv()[2:4] == ["", ""]
+    assert row.paths == [] and row.probabilities == [] and row.to_csv()[2:4] == ["", ""] and not row.below_threshold
 
 
 def test_output_format_from_suffix_or_flag() -> None:
@@ -282,3 +282,44 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_made_inert():
     cells = row.to_csv()
     assert cells[:3] == ["'=1+1", '\'=HYPERLINK("http://x")', "'-a > b"]
     assert row.to_json()["text_preview"] == '=HYPERLINK("http://x")'  # JSONL keeps the text as it is
+
+
+def test_rows_carry_display_names_and_the_best_path_below_the_threshold(
+    tmp_path: Path, wos_texts: list[str], make_backbone, tiny_tokenizer, tiny_tree
+) -> None:
+    from hpt_core.label_names import LabelName
+    from hpt_core.model import HPTConfig, HPTModel
+
+    top = tiny_tree.children(None)[0]
+    named = {top: LabelName("Readable top label")}
+    model = HPTModel(HPTConfig(max_length=128), tiny_tree, make_backbone(0), tiny_tokenizer, named)
+    predictor = Predictor(model, batch_size=4)
+    records = [TextRecord(k + 1, text, k + 1) for k, text in enumerate(wos_texts[:4])]
+    every = list(predict_rows(predictor, records, threshold=EVERY_LABEL))
+    for row in every:  # the same paths, the named label under its display name, every other under its own name
+        assert len(row.shown_paths) == len(row.paths) and not row.below_threshold
+        for path, shown in zip(row.paths, row.shown_paths, strict=True):
+            assert shown == [
+                "Readable top label" if k == 0 and n == tiny_tree.name(top) else n for k, n in enumerate(path)
+            ]
+    assert any(shown[0] == "Readable top label" for row in every for shown in row.shown_paths)
+
+    out = tmp_path / "best.jsonl"
+    texts = _texts_file(tmp_path, wos_texts[:4])
+    result = classify_file(predictor, texts, [out, tmp_path / "best.csv"], threshold=1e9, best=True)
+    rows, as_csv = _jsonl_rows(out), _csv_rows(tmp_path / "best.csv")
+    assert result.n_without_label == 4  # nothing passes 1e9; each text shows its best path instead, flagged
+    for j, c in zip(rows, as_csv, strict=True):
+        assert j["below_threshold"] is True and c["below_threshold"] == "true"
+        assert len(j["paths"][0]) == len(j["display_names"][0])
+        assert len(j["paths"]) == 1 and len(j["display_names"]) == 1 and len(j["probabilities"]) == 1
+        assert c["display_names"] == " > ".join(j["display_names"][0])
+    plain = classify_file(predictor, texts, tmp_path / "plain.jsonl", threshold=1e9)
+    assert plain.n_without_label == 4
+    assert all(r["paths"] == [] and r["below_threshold"] is False for r in _jsonl_rows(tmp_path / "plain.jsonl"))
+
+
+def _texts_file(tmp_path: Path, texts: list[str]) -> Path:
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(" ".join(t.split()) for t in texts) + "\n", encoding="utf-8")
+    return path

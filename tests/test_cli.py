@@ -306,6 +306,17 @@ def test_predict_text_and_file(capsys, trained, tmp_path):
     assert rows[0]["text_preview"] == texts[0] and len(rows[2]["text_preview"]) == 100
     assert "predict" in err  # the progress bar, on stderr
 
+    # a threshold nothing passes: no label, or with --best-path each text's best path, flagged
+    high = ["predict", "--model", trained["dir"], "--file", file, "--threshold", "1e9"]
+    code, out, err = call(capsys, high)
+    assert code == 0, err
+    assert all(json.loads(line)["paths"] == [] for line in out.splitlines())
+    code, out, err = call(capsys, [*high, "--best-path", "--out", tmp_path / "best.jsonl"])
+    assert code == 0, err
+    rows = [json.loads(line) for line in (tmp_path / "best.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 3 and all(r["below_threshold"] is True and len(r["paths"]) == 1 for r in rows)
+    assert all(r["display_names"] == r["paths"] for r in rows)  # a model trained without label names
+
 
 def _wos_csv(path: Path, n: int) -> list[dict]:
     """The first ``n`` real WOS abstracts as a CSV with ``id`` and ``text`` columns (labels ignored)."""
@@ -328,7 +339,15 @@ def test_predict_file_to_csv_and_jsonl(capsys, trained, tmp_path):
     assert "6/6" in err and f"Wrote 6 prediction(s) to {out_file}" in err
     with open(out_file, encoding="utf-8", newline="") as f:
         as_csv = list(csv.DictReader(f))
-    assert list(as_csv[0]) == ["id", "text_preview", "paths", "probabilities", "truncated"]
+    assert list(as_csv[0]) == [
+        "id",
+        "text_preview",
+        "paths",
+        "probabilities",
+        "truncated",
+        "display_names",
+        "below_threshold",
+    ]
     assert [r["id"] for r in as_csv] == [f"wos-{k}" for k in range(6)]
 
     # an existing output is kept unless --overwrite; --format overrides the suffix

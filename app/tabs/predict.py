@@ -45,8 +45,9 @@ KEEP_RESULTS_SECONDS = 3600  # result files older than this are deleted at the n
 FILE_HELP = (
     "**Classify a file**: CSV or TSV with a `text` column (and optionally `id`), JSONL with `text` (and optionally "
     "`id`) per line, or TXT with one text per line (the id is the line number); optionally `.gz`. Uses the model, "
-    "threshold and rule above. Results: a table of the first {rows:,} rows and CSV and JSONL downloads of every row "
-    "(id, text_preview, paths, probabilities, truncated). At most {mb} MB and {docs:,} texts."
+    "threshold, rule and best-path option above. Results: a table of the first {rows:,} rows and CSV and JSONL "
+    "downloads of every row (id, text_preview, paths, probabilities, truncated, display_names, below_threshold). At "
+    "most {mb} MB and {docs:,} texts."
 )
 
 
@@ -195,10 +196,12 @@ def classify_file(
     threshold: float = 0.5,
     rule: str = "paper",
     progress: Any = None,
+    best: bool = True,
 ) -> tuple[str, dict[str, Any], dict[str, Any], list[str], dict[str, Any]]:
-    """Summary markdown, results table (first ``MAX_ROWS_SHOWN`` rows), problems table, the CSV and JSONL files and a
-    JSON summary (``ok``) for an uploaded file of texts. A file with problems (each ``name:line: field: what to fix``)
-    is not classified: the problems table lists them. ``progress(done, total)`` follows the texts."""
+    """Summary markdown, results table (first ``MAX_ROWS_SHOWN`` rows, paths in the model's display names), problems
+    table, the CSV and JSONL files and a JSON summary (``ok``) for an uploaded file of texts. A file with problems
+    (each ``name:line: field: what to fix``) is not classified: the problems table lists them. ``progress(done,
+    total)`` follows the texts; ``best``: a text with no label above the threshold gets its best path, marked."""
     if not file:
         raise HPTError(
             "Upload a file of texts first: CSV or TSV with a text column, JSONL with a text field per line, or TXT "
@@ -232,13 +235,15 @@ def classify_file(
         rule=rule,
         progress=progress,
         keep=MAX_ROWS_SHOWN,
+        best=best,
     )
     rows = [
         [
             row.id,
             row.text_preview,
-            "; ".join(" > ".join(p) for p in row.paths),
-            "; ".join(f"{p:.4f}" for p in row.probabilities),
+            "; ".join(" > ".join(p) for p in row.shown_paths),
+            "; ".join(f"{p:.4f}" for p in row.probabilities)
+            + (" (below the threshold)" if row.below_threshold else ""),
         ]
         for row in done.first_rows
     ]
@@ -251,7 +256,12 @@ def classify_file(
     if done.top_labels:
         tops = ", ".join(f"{esc(label)} ({n:,})" for label, n in list(done.top_labels.items())[:5])
         lines.append(f"Top-level labels predicted most: {tops}.")
-    if done.n_without_label:
+    if done.n_without_label and best:
+        lines.append(
+            f"{done.n_without_label:,} text(s) have no label above the threshold: they show the model's best path, "
+            "marked (below the threshold) in the table and below_threshold in the downloads."
+        )
+    elif done.n_without_label:
         lines.append(f"{done.n_without_label:,} text(s) have no label above the threshold; lower it to see more.")
     if done.n_truncated:
         lines.append(f"{done.n_truncated:,} text(s) are longer than the model reads; only their beginning was used.")
@@ -263,6 +273,7 @@ def classify_file(
         "model": model,
         "threshold": threshold,
         "rule": rule,
+        "best_path": bool(best),
         "n_texts": done.n_texts,
         "n_without_label": done.n_without_label,
         "n_truncated": done.n_truncated,
@@ -387,16 +398,23 @@ def render(studio: Studio, model_picker: gr.Dropdown) -> dict[str, Any]:
         api_visibility="private",
     )
 
-    def on_classify_file(file: str | None, name: str, p: float, how: str, progress=gr.Progress()) -> list[Any]:  # noqa: B008
+    def on_classify_file(
+        file: str | None,
+        name: str,
+        p: float,
+        how: str,
+        always_best: bool = True,
+        progress=gr.Progress(),  # noqa: B008
+    ) -> list[Any]:
         def follow(done: int, total: int) -> None:
             progress((done, total), desc="Classifying the file", unit="texts")
 
-        summary, table, problems, files, result = classify_file(studio, file, name, p, how, follow)
+        summary, table, problems, files, result = classify_file(studio, file, name, p, how, follow, always_best)
         return [summary, table, problems, files or None, result]
 
     file_button.click(
         user_errors(on_classify_file),
-        [texts_file, model_picker, threshold, rule],
+        [texts_file, model_picker, threshold, rule, best],
         [file_summary, file_results, file_problems, downloads, file_json],
         api_name="classify_file",
     ).then(  # the problems table or the downloads, whichever there is (as the Fine-tune tab's report)
