@@ -25,6 +25,7 @@ from tests.conftest import REPO, TINY_BACKBONE_CHOICE  # noqa: E402
 DEMO = "Demo dataset (real Web of Science abstracts)"
 UPLOAD = "Upload my own data"
 EXAMPLES = json.loads((REPO / "assets" / "examples" / "20ng.json").read_text(encoding="utf-8"))
+LABEL_NAMES = REPO / "assets" / "label-names" / "20ng.tsv"  # the display names the demo models were trained with
 
 
 @pytest.fixture(scope="module")
@@ -237,18 +238,25 @@ def test_train_refuses_bad_settings_and_bad_data(client: Client, studio, tmp_pat
 def test_compare_highlights_differences(client: Client) -> None:
     text = EXAMPLES[5]["text"]
     tree_a, tree_b, diff, summary = client.predict(text, "20ng-hpt", "20ng-finetune", 0.5, api_name="/compare")
-    assert diff["headers"][-1] == "predicted by"
+    assert diff["headers"][3:] == ["predicted by", "display name"]
     assert all(row[3] in ("both", "A only", "B only") for row in diff["data"]) and diff["data"]
+    names = dict(line.split("\t")[:2] for line in LABEL_NAMES.read_text(encoding="utf-8").splitlines()[3:])
+    assert [row[4] for row in diff["data"]] == [names[row[0]] for row in diff["data"]]  # the 20NG display names
     assert "differ" in summary or "agree" in summary
 
 
 def test_hierarchy_search_and_counts(client: Client) -> None:
     icicle, table, summary, tree = client.predict(
-        "Selected model", "20ng-hpt", "graph", DEMO, None, None, api_name="/hierarchy"
+        "Selected model", "20ng-hpt", "graphics", DEMO, None, None, api_name="/hierarchy"
     )
     assert [row[0] for row in table["data"]] == ["comp > comp.graphics"]
     assert table["data"][0][3] > 100  # training messages of comp.graphics in the demo split
+    assert table["data"][0][4] == "computer graphics"  # its display name
     assert "27 labels in 2 levels" in summary
+    _, table, summary, _ = client.predict(  # the search finds display names too
+        "Selected model", "20ng-hpt", "for sale", DEMO, None, None, api_name="/hierarchy"
+    )
+    assert [row[0] for row in table["data"]][:1] == ["misc"] and "label(s) match 'for sale'" in summary
 
 
 def test_mistakes_of_the_demo_model(client: Client) -> None:
@@ -257,6 +265,8 @@ def test_mistakes_of_the_demo_model(client: Client) -> None:
     assert 10 < len(table["data"]) < 197
     number, text, gold, predicted = table["data"][0]
     assert number == 1 and text and gold != predicted
+    names = {line.split("\t")[1] for line in LABEL_NAMES.read_text(encoding="utf-8").splitlines()[3:]}
+    assert all(part in names for row in table["data"] for part in row[2].split(" > "))  # gold in display names
 
 
 def test_limits_are_enforced_before_work_starts(client: Client, studio, tmp_path: Path) -> None:

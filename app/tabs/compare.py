@@ -7,12 +7,12 @@ from typing import Any
 import gradio as gr
 
 from .. import figures
-from ..common import Studio, clip_text, label_vector, probability_to_score, tree_mode, user_errors
+from ..common import Studio, clip_text, display_names, label_vector, probability_to_score, tree_mode, user_errors
 from .predict import load_examples
 
 __all__ = ["render", "compare", "DIFF_HEADERS"]
 
-DIFF_HEADERS = ["label path", "probability (A)", "probability (B)", "predicted by"]
+DIFF_HEADERS = ["label path", "probability (A)", "probability (B)", "predicted by", "display name"]
 
 
 def _run(studio: Studio, model: str, text: str, threshold: float) -> tuple[Any, list[float], list[int]]:
@@ -33,13 +33,21 @@ def compare(
     only_a = set(p_a) - set(p_b) if same_tree else set()
     only_b = set(p_b) - set(p_a) if same_tree else set()
     mode = tree_mode("auto", h_a.num_labels)
-    tree_a = figures.tree_figure(h_a, s_a, p_a, differs=only_a, mode=mode, title=f"A: {model_a}")
-    tree_b = figures.tree_figure(h_b, s_b, p_b, differs=only_b, mode=mode, title=f"B: {model_b}")
+    names_a, notes_a = display_names(studio, model_a)
+    names_b, notes_b = display_names(studio, model_b)
+    tree_a = figures.tree_figure(
+        h_a, s_a, p_a, differs=only_a, mode=mode, title=f"A: {model_a}", display=names_a, notes=notes_a
+    )
+    tree_b = figures.tree_figure(
+        h_b, s_b, p_b, differs=only_b, mode=mode, title=f"B: {model_b}", display=names_b, notes=notes_b
+    )
+    names = names_a or names_b  # the table's display names: model A's, else model B's (same tree)
     rows: list[list[Any]] = []
     if same_tree:
         for i in sorted(set(p_a) | set(p_b), key=lambda i: (h_a.depth(i), -max(s_a[i], s_b[i]))):
             by = "both" if i in p_a and i in p_b else ("A only" if i in p_a else "B only")
-            rows.append([h_a.path_string(i), round(figures.sigmoid(s_a[i]), 4), round(figures.sigmoid(s_b[i]), 4), by])
+            p_of = (round(figures.sigmoid(s_a[i]), 4), round(figures.sigmoid(s_b[i]), 4))
+            rows.append([h_a.path_string(i), *p_of, by, names.get(i, "")])
         agree = "agree on every label" if not (only_a or only_b) else f"differ on {len(only_a) + len(only_b)} label(s)"
         summary = (
             f"The two models {agree} (threshold p > {threshold:.2f}). Diamonds mark labels only that model predicts."

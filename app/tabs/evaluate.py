@@ -13,7 +13,7 @@ from hpt_core.errors import HPTError
 from hpt_core.metrics import top_level_confusion
 
 from .. import figures
-from ..common import Studio, probability_to_score, tree_mode, user_errors
+from ..common import Studio, display_names, display_path, probability_to_score, tree_mode, user_errors
 
 __all__ = ["render", "metrics_view", "find_mistakes", "mistake_tree", "MISTAKE_HEADERS"]
 
@@ -95,17 +95,22 @@ def find_mistakes(
         f"{_pct(report.hierarchical_f1)} on these documents of `{path.name}`). "
         "Select a row to see it on the tree."
     )
+    h = predictor.hierarchy
+    names, _ = display_names(studio, model)
+
+    def shown(paths: list[list[str]]) -> str:  # in the model's display names, when it has them
+        return "; ".join(display_path(h, h.index(p), names) for p in paths)
+
     rows = [
         [
             k + 1,
             " ".join(m.text.split())[:160] + ("…" if len(m.text) > 160 else ""),
-            "; ".join(" > ".join(p) for p in m.gold_paths),
-            "; ".join(" > ".join(p) for p in m.predicted_paths) or "(nothing)",
+            shown(m.gold_paths),
+            shown(m.predicted_paths) or "(nothing)",
         ]
         for k, m in enumerate(mistakes)
     ]
     details = [{"gold": m.gold, "predicted": m.predicted, "scores": m.scores} for m in mistakes]
-    h = predictor.hierarchy
     by_text = {m.text: m.predicted for m in mistakes}
     gold = [d.labels for d in dataset.documents]
     predicted = [by_text.get(d.text, h.closure(d.labels)) for d in dataset.documents]  # right ones: predicted = gold
@@ -121,6 +126,7 @@ def find_mistakes(
 
 def mistake_tree(studio: Studio, model: str, details: list[dict[str, Any]], index: int) -> Any:
     h = studio.registry.hierarchy(model)
+    names, notes = display_names(studio, model)
     item = details[index]
     mode = tree_mode("auto", h.num_labels)
     return figures.tree_figure(
@@ -130,6 +136,8 @@ def mistake_tree(studio: Studio, model: str, details: list[dict[str, Any]], inde
         gold=item["gold"],
         mode=mode,
         title=f"Mistake {index + 1}: gold vs predicted",
+        display=names,
+        notes=notes,
     )
 
 

@@ -13,12 +13,12 @@ from hpt_core.errors import HPTError
 from hpt_core.hierarchy import LabelHierarchy
 
 from .. import figures
-from ..common import Studio, user_errors
+from ..common import Studio, display_names, user_errors
 from .finetune import _check_size, _inputs
 
 __all__ = ["render", "hierarchy_view", "HIERARCHY_HEADERS", "MODEL", "DATASET"]
 
-HIERARCHY_HEADERS = ["label path", "depth", "children", "training documents"]
+HIERARCHY_HEADERS = ["label path", "depth", "children", "training documents", "display name"]
 MODEL = "Selected model"
 DATASET = "Dataset of the Fine-tune tab"
 
@@ -45,18 +45,21 @@ def hierarchy_view(
     hierarchy_file: str | None = None,
 ) -> tuple[Any, list[list[Any]], str, Any]:
     """Icicle, table of labels (filtered by ``query``), summary, and the whole tree."""
+    names: dict[int, str] = {}
+    notes: dict[int, str] = {}
     if what == DATASET:
         h, counts, name = _from_dataset(studio, source, data_file, hierarchy_file)
         counted: list[int] | None = counts
     else:
         h, name = studio.registry.hierarchy(model), model
+        names, notes = display_names(studio, model)
         by_path = ((studio.registry.metrics(model) or {}).get("training") or {}).get("label_counts") or {}
         counted = [int(by_path.get(h.path_string(i), 0)) for i in range(h.num_labels)] if by_path else None
     needle = (query or "").strip().lower()
-    rows = [
-        [h.path_string(i), h.depth(i), len(h.children(i)), counted[i] if counted is not None else "–"]
+    rows = [  # the search matches the path or the display name
+        [h.path_string(i), h.depth(i), len(h.children(i)), counted[i] if counted is not None else "–", names.get(i, "")]
         for i in range(h.num_labels)
-        if not needle or needle in h.path_string(i).lower()
+        if not needle or needle in h.path_string(i).lower() or needle in names.get(i, "").lower()
     ]
     summary = (
         f"**{name}**: {h.num_labels} labels in {h.num_levels} levels ("
@@ -67,8 +70,10 @@ def hierarchy_view(
         summary += " This model's metrics carry no training-document counts."
     if needle:
         summary += f" {len(rows)} label(s) match {query.strip()!r}."
-    icicle = figures.icicle_figure(h, counts=counted, title="Click a block to zoom in, the top bar to zoom out")
-    tree = figures.tree_figure(h, mode="full", title="The whole tree")
+    icicle = figures.icicle_figure(
+        h, counts=counted, title="Click a block to zoom in, the top bar to zoom out", display=names, notes=notes
+    )
+    tree = figures.tree_figure(h, mode="full", title="The whole tree", display=names, notes=notes)
     return icicle, rows, summary, tree
 
 
