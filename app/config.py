@@ -91,7 +91,7 @@ class AppConfig:
     max_lr: float = 1e-2
     max_length_limit: int = 512  # tokens; the longest max_length the fine-tune panel accepts
     # The fine-tune panel's defaults (its controls start here; ``JobRequest`` holds configs built from them).
-    # A job evaluates at least 8 times (app.jobs.run_config) and stops after `patience` evaluations in a row without a
+    # A job evaluates at least 8 times (app.timing.run_config) and stops after `patience` evaluations in a row without a
     # dev macro-F1 gain, keeping the best dev state.
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=5, batch_size=16, lr=1e-4, seed=0, patience=3)

@@ -24,23 +24,10 @@ import hpt_core.sentence_baseline
 from app.common import Studio
 from app.config import AppConfig
 from app.jobs import (
-    MIN_EVALUATIONS,
     BusyError,
     JobManager,
-    JobPlan,
     JobRequest,
-    StepCosts,
-    cached_costs,
-    calibrate,
-    data_key,
-    estimate_job,
-    estimate_parts,
-    fallback_costs,
     job_configs,
-    job_plan,
-    planned_evaluations,
-    remaining_seconds,
-    run_config,
 )
 from app.registry import ModelRegistry
 from app.tabs import explorer, predict
@@ -52,6 +39,21 @@ from app.tabs.finetune import (
     estimate_markdown,
     train_job,
     validate_upload,
+)
+from app.timing import (
+    MIN_EVALUATIONS,
+    JobPlan,
+    StepCosts,
+    cached_costs,
+    calibrate,
+    data_key,
+    estimate_job,
+    estimate_parts,
+    fallback_costs,
+    job_plan,
+    planned_evaluations,
+    remaining_seconds,
+    run_config,
 )
 from hpt_core.data import read_records
 from hpt_core.device import device_summary

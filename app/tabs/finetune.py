@@ -25,19 +25,21 @@ from hpt_core.training import TrainConfig
 from .. import figures
 from ..common import Studio, user_errors
 from ..jobs import (
-    MIN_EVALUATIONS,
     VARIANT_CHOICES,
     BusyError,
-    JobEstimate,
     JobRequest,
     JobState,
+    job_configs,
+)
+from ..timing import (
+    MIN_EVALUATIONS,
+    JobEstimate,
     cached_costs,
     calibrate,
     data_key,
     estimate_job,
     fallback_costs,
     format_duration,
-    job_configs,
     job_plan,
 )
 
@@ -249,7 +251,7 @@ def estimate(
     measure: bool = True,
 ) -> Iterator[str]:
     """The time estimate of a job with these ``settings`` (``SETTINGS`` by name) on the validated data: yields a
-    "measuring" line first when it calibrates (``app.jobs.calibrate``: a few real training steps on this machine,
+    "measuring" line first when it calibrates (``app.timing.calibrate``: a few real training steps on this machine,
     once per backbone, batch, length and data file), then the estimate. While another job runs it does not measure
     (that would slow the job and be slowed by it): it uses an earlier measurement or the 2-core constants."""
     device = device_summary()
