@@ -3,6 +3,7 @@
     python -m benchmarks.demo_checkpoints                 # both (about 20 minutes each on 2 CPU cores)
     python -m benchmarks.demo_checkpoints --only 20ng-hpt
     python -m benchmarks.demo_checkpoints --baselines    # TF-IDF and sentence-embedding baselines on the same split
+    python -m benchmarks.demo_checkpoints --duel         # the Fine-tune tab's duel, recorded in both model cards
     python -m benchmarks.demo_checkpoints --only 20ng-hpt --reselect-weights   # re-choose the storage, no training
 
 Data: the standard 20 Newsgroups training split (headers, quoted replies and signatures stripped, as in the quality
@@ -29,12 +30,13 @@ import numpy as np
 from benchmarks.common import CHECKPOINTS, NEWS_20NG, RESULTS, ROOT, data_file, write_json
 from benchmarks.quality.classical import run_classical
 from benchmarks.quality.presets import PRESETS
-from hpt_core.checkpoint import read_metrics
+from hpt_core.checkpoint import add_sentence_baseline, read_metrics
 from hpt_core.data import Dataset, load_20newsgroups, split_dataset
 from hpt_core.finetune import Splits, finetune
 from hpt_core.inference import decode, score_documents
 from hpt_core.metrics import evaluate_sets
 from hpt_core.model import HPTConfig, HPTModel
+from hpt_core.sentence_baseline import fit_sentence_baseline
 from hpt_core.training import TrainConfig
 
 BASELINES = RESULTS / "demo-baselines.json"
@@ -271,6 +273,25 @@ def baselines(log: Any = print, out: Path = BASELINES) -> dict[str, Any]:
     return results
 
 
+def duel(names: list[str], directory: Path = CHECKPOINTS, log: Any = print) -> dict[str, Any]:
+    """Fit the app's duel baseline (frozen sentence embeddings + LR, ``C`` chosen on dev) once on the demo split, at
+    the checkpoints' ``max_length``, and record it in each checkpoint of ``names`` (``metrics.json`` and the model
+    card, as a Fine-tune job does); weights untouched. Returns the baseline's record."""
+    splits = demo_splits(load_news())
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 60 or done == total:
+            last[0] = time.perf_counter()
+            log(f"  duel baseline: {done}/{total}")
+
+    result = fit_sentence_baseline(splits, max_length=SETTINGS["max_length"], callback=progress).to_dict()
+    for name in names:
+        add_sentence_baseline(directory / name, result)
+        log(f"{name}: duel baseline recorded (C {result['c']}, {result['seconds']:.0f} s)")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo_checkpoints", description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", choices=sorted(MODELS), help="build only this checkpoint")
@@ -279,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-limit", type=int, default=None, help="quick check: first N dev/test messages")
     parser.add_argument("--refresh", action="store_true", help="only recompute the test slice and model card")
     parser.add_argument("--baselines", action="store_true", help="only the classical baselines on the same split")
+    parser.add_argument("--duel", action="store_true", help="only the duel baseline, recorded in the model cards")
     parser.add_argument(
         "--reselect-weights",
         action="store_true",
@@ -287,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baselines:
         baselines(lambda m: print(m, file=sys.stderr, flush=True))
+        return 0
+    if args.duel:
+        duel(args.only or list(MODELS), args.out_dir, lambda m: print(m, file=sys.stderr, flush=True))
         return 0
     for name in args.only or list(MODELS):
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
