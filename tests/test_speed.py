@@ -30,6 +30,7 @@ MODEL_KEYS = [
     "peak_rss_mb_predict",
 ]
 APP_KEYS = ["predict_p50_ms_idle", "predict_p95_ms_idle", "predict_p95_ms_during_training", "app_cold_start_seconds"]
+FILE_KEYS = ["file_predict_seconds", "file_texts_per_second", "file_predict_peak_rss_mb"]
 
 
 def test_padding_to_max_length_changes_no_score(make_model, wos_docs, wos_hierarchy):
@@ -89,8 +90,9 @@ def test_quick_run_writes_every_key(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
-    for key in MODEL_KEYS + APP_KEYS:
+    for key in MODEL_KEYS + APP_KEYS + FILE_KEYS:
         assert isinstance(result[key], (int, float)) and result[key] > 0, key
+    assert result["file_lines"] == 200  # the CLI classified every row of the quick file
     assert result["peak_rss_mb_train"] > result["peak_rss_mb_import"] > 100  # measured per process, not inherited
     assert result["predict_p95_ms_idle"] >= result["predict_p50_ms_idle"]
     assert set(result["goals_met"]) >= {"train_step_ratio_vs_backbone_mlm", "head_gather_speedup"}

@@ -3,6 +3,7 @@
     python -m benchmarks.speed            # full run (~20 min on 2 idle cores) → benchmarks/results/speed.json
     python -m benchmarks.speed --quick    # every code path with few repeats and small sweeps (CI, ~1 min)
     python -m benchmarks.speed --report   # redraw the figures and the generated tables from speed.json
+    python -m benchmarks.speed --only-app # re-measure the app and file sections only (~10 min), the rest kept
 
 Absolute times on a shared machine are noisy; the ratios are measured on the same batches, interleaved (A, B, A, B,
 ...) after warm-up, and reported as ratios of medians. Figures go to ``docs/figures/speed-*.png``; the generated
@@ -24,6 +25,7 @@ from typing import Any
 from benchmarks.common import write_json
 from benchmarks.speed.app_latency import app_latency
 from benchmarks.speed.costs import model_costs, profile_step
+from benchmarks.speed.files import file_classification
 from benchmarks.speed.memory import peak_memory, probe
 from benchmarks.speed.report import goals_met, report
 from benchmarks.speed.scaling import scaling
@@ -35,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few repeats and small sweeps (CI)")
     parser.add_argument("--report", action="store_true", help="only redraw figures and tables from --out")
     parser.add_argument("--skip-app", action="store_true", help="leave out the app latency section")
+    parser.add_argument(
+        "--only-app",
+        action="store_true",
+        help="re-measure only the app latency and file sections and merge them into --out",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--probe", choices=("import", "train", "predict"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -46,12 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         report(json.loads(args.out.read_text(encoding="utf-8")))
         return 0
+    if args.only_app:
+        if not args.out.is_file():
+            parser.error(f"--only-app merges into an existing {args.out}; run the full benchmark first")
+        result = json.loads(args.out.read_text(encoding="utf-8"))
+        result |= app_latency(quick=False) | file_classification(quick=False) | {"app_date": time.strftime("%Y-%m-%d")}
+        result["goals_met"] = goals_met(result)
+        write_json(args.out, result)
+        report(result)
+        print(json.dumps(result["goals_met"], indent=2))
+        return 0
     started = time.perf_counter()
     result: dict[str, Any] = {"mode": "quick" if args.quick else "full", "date": time.strftime("%Y-%m-%d")}
     result |= model_costs(args.quick)
     result |= peak_memory()
     if not args.skip_app:
         result |= app_latency(args.quick)
+    result |= file_classification(args.quick)
     result["scaling"] = scaling(args.quick)
     if not args.quick:
         profile_step(args.out.parent / "speed-profile.txt")
