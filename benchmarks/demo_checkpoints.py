@@ -4,6 +4,7 @@
     python -m benchmarks.demo_checkpoints --only 20ng-hpt
     python -m benchmarks.demo_checkpoints --baselines    # TF-IDF and sentence-embedding baselines on the same split
     python -m benchmarks.demo_checkpoints --duel         # the Fine-tune tab's duel, recorded in both model cards
+    python -m benchmarks.demo_checkpoints --rescore      # dev/test metrics again with today's metrics code, no training
     python -m benchmarks.demo_checkpoints --only 20ng-hpt --reselect-weights   # re-choose the storage, no training
 
 Data: the standard 20 Newsgroups training split (headers, quoted replies and signatures stripped, as in the quality
@@ -30,12 +31,14 @@ import numpy as np
 from benchmarks.common import CHECKPOINTS, NEWS_20NG, RESULTS, ROOT, data_file, write_json
 from benchmarks.quality.classical import run_classical
 from benchmarks.quality.presets import PRESETS
+from hpt_core.atomic import atomic_file
 from hpt_core.checkpoint import add_sentence_baseline, read_metrics
 from hpt_core.data import Dataset, load_20newsgroups, split_dataset
 from hpt_core.finetune import Splits, finetune
 from hpt_core.inference import decode, score_documents
 from hpt_core.metrics import evaluate_sets
 from hpt_core.model import HPTConfig, HPTModel
+from hpt_core.model_card import render_model_card
 from hpt_core.sentence_baseline import fit_sentence_baseline
 from hpt_core.training import TrainConfig
 
@@ -232,6 +235,34 @@ def _save_shipped(
     )
 
 
+def rescore(name: str, directory: Path = CHECKPOINTS, log: Any = print) -> dict[str, Any]:
+    """Recompute the dev, test and ``test_slice_200`` reports of an existing checkpoint with the weights it ships and
+    today's metrics code (e.g. hierarchical P / R / F1, added after the checkpoint was trained), then rewrite
+    ``metrics.json`` and the model card. No training; ``model.safetensors`` is not touched (re-saving it would round
+    float16-delta weights a second time)."""
+    out = directory / name
+    model = HPTModel.from_pretrained(out)
+    metrics = read_metrics(out) or {}
+    splits = demo_splits(load_news())
+    counts = splits.train.label_counts()
+    for split, docs in (("dev", splits.dev.documents), ("test", splits.test.documents)):
+        before = metrics.get(split) or {}
+        scores = score_documents(model, [d.text for d in docs])
+        metrics[split] = evaluate_sets([d.labels for d in docs], decode(scores), model.hierarchy, counts).to_dict()
+        log(
+            f"{name} {split}: micro / macro {before.get('micro_f1')} / {before.get('macro_f1')} -> "
+            f"{metrics[split]['micro_f1']} / {metrics[split]['macro_f1']}, hF1 {metrics[split]['hierarchical_f1']}"
+        )
+    metrics["test_slice_200"] = slice_metrics(model, splits.test.documents, model.hierarchy)
+    provenance = json.loads((out / "train_config.json").read_text(encoding="utf-8"))
+    card = render_model_card(model, metrics, provenance, DESCRIPTION[name], metrics["weights"]["dtype"])
+    with atomic_file(out / "metrics.json", overwrite=True) as f:
+        f.write(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    with atomic_file(out / "README.md", overwrite=True) as f:
+        f.write(card)
+    return metrics
+
+
 def reselect_weights(name: str, directory: Path = CHECKPOINTS, log: Any = print) -> dict[str, Any]:
     """Repeat the storage choice of ``WEIGHTS`` on an existing checkpoint stored in fp32 (no training): the dev
     metrics and training record are kept, the test metrics are recomputed with the weights it now ships."""
@@ -301,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refresh", action="store_true", help="only recompute the test slice and model card")
     parser.add_argument("--baselines", action="store_true", help="only the classical baselines on the same split")
     parser.add_argument("--duel", action="store_true", help="only the duel baseline, recorded in the model cards")
+    parser.add_argument("--rescore", action="store_true", help="only recompute the metrics with the shipped weights")
     parser.add_argument(
         "--reselect-weights",
         action="store_true",
@@ -317,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
         if args.refresh:
             metrics = refresh(name, args.out_dir, log)
+        elif args.rescore:
+            metrics = rescore(name, args.out_dir, log)
         elif args.reselect_weights:
             metrics = reselect_weights(name, args.out_dir, log)
         else:

@@ -73,12 +73,14 @@ def _pick_compare_text(studio: Any, items: list[tuple[str, list[str]]]) -> str:
 
 
 def _choose(page: Any, scope: Any, option: str, typed: str | None = None) -> None:
-    """Open a Gradio dropdown (``scope`` holds its input), type to filter, click ``option``."""
+    """Open a Gradio dropdown (``scope`` holds its input), type to filter, click ``option`` (the option named so, or
+    the label-word explorer's ``"<path> · <display name>"`` of that path)."""
     box = scope.locator("input").first
     box.click()
     if typed:
         box.fill(typed)
-    page.get_by_role("option", name=option, exact=True).click()
+    named = re.compile(rf"^{re.escape(option)}( · .*)?$")
+    page.get_by_role("option", name=named).first.click()
 
 
 def _panel(page: Any) -> Any:
