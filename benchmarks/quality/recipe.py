@@ -108,9 +108,8 @@ def merged_results(chosen: dict[str, str], directory: Path = RESULTS) -> tuple[d
                 predictions["runs"][key] = stored[key]
     preset = recipe_preset(chosen.get("hpt", "one rate")).to_dict()
     seeds = sorted({r["seed"] for r in runs if r["method"] in chosen})
-    sources = [results_path(BASE).name] + [
-        results_path(recipe_preset(r).name).name for r in sorted(set(chosen.values()))
-    ]
+    named = [results_path(BASE).name] + [results_path(recipe_preset(r).name).name for r in sorted(set(chosen.values()))]
+    sources = list(dict.fromkeys(named))  # the base preset's file once, also when it holds a chosen recipe's runs
     preset |= {"name": "cpu-recipe", "backbones": [primary], "recipes": chosen, "seeds": seeds, "sources": sources}
     results = {"runs": runs, "preset": preset, "splits": base.get("splits", {}), "environment": base.get("environment")}
     return results, predictions
