@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from hpt_core.errors import HPTError
+from hpt_core.label_names import display_path as display_names_of
 
 from .config import AppConfig
 from .jobs import JobManager
@@ -147,5 +148,4 @@ def display_names(studio: Studio, model: str) -> tuple[dict[int, str], dict[int,
 
 def display_path(hierarchy: Any, label: int, names: dict[int, str]) -> str:
     """A label's path in display names (``computers > graphics``), each label without one under its own name."""
-    chain = [*hierarchy.ancestors(label), label]
-    return " > ".join(names.get(i, hierarchy.name(i)) for i in chain)
+    return " > ".join(display_names_of(hierarchy, label, names))

@@ -47,6 +47,7 @@ from hpt_core.data.fields import BadValue, at, kind_of, parse_text
 from hpt_core.data.files import TEXT_EXTENSIONS, check_path, format_of, read_lines
 from hpt_core.data.formats import _json_array, _json_message, record_text
 from hpt_core.errors import ConfigError, DatasetError
+from hpt_core.label_names import display_path, label_names_from_dict
 
 __all__ = [
     "CHUNK_SIZE",
@@ -476,18 +477,8 @@ def _chunks(records: Iterable[TextRecord], size: int) -> Iterator[list[TextRecor
         yield chunk
 
 
-def _display_paths(paths: list[list[str]], names: dict[str, dict[str, str]]) -> list[list[str]] | None:
-    """``paths`` in the display names of ``names`` (``HPTModel.label_names``: ``"A > B"`` → ``{"name", ...}``), each
-    label without one under its own name; ``None`` when the model has no display names."""
-    if not names:
-        return None
-    out = []
-    for path in paths:
-        out.append([names.get(PATH_JOIN.join(path[: k + 1]), {}).get("name") or path[k] for k in range(len(path))])
-    return out
-
-
-def _row(record: TextRecord, prediction: Any, names: dict[str, dict[str, str]]) -> PredictionRow:
+def _row(record: TextRecord, prediction: Any, hierarchy: Any, names: dict[int, str]) -> PredictionRow:
+    """``names``: the model's display names by label id; empty when it has none (``display_names`` is then None)."""
     by_path = {tuple(s.path): s.probability for s in prediction.labels}
     probabilities = [round(by_path[tuple(p)], PROBABILITY_DECIMALS) for p in prediction.paths]
     return PredictionRow(
@@ -496,7 +487,7 @@ def _row(record: TextRecord, prediction: Any, names: dict[str, dict[str, str]]) 
         prediction.paths,
         probabilities,
         prediction.truncated,
-        _display_paths(prediction.paths, names),
+        [display_path(hierarchy, hierarchy.index(p), names) for p in prediction.paths] if names else None,
         bool(prediction.below_threshold),
         prediction,
     )
@@ -516,13 +507,15 @@ def predict_rows(
     with no label above the threshold gets its best path, flagged ``below_threshold``)."""
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be at least 1, got {chunk_size}.")
-    names = getattr(predictor.model, "label_names", None) or {}
+    h = predictor.hierarchy
+    saved = getattr(predictor.model, "label_names", None) or {}
+    names = {i: n.name for i, n in label_names_from_dict(saved, h).items()}
     for chunk in _chunks(records, chunk_size):
         predictions = predictor.predict(
             [r.text for r in chunk], threshold=threshold, rule=rule, at_least_one=at_least_one, best=best
         )
         for record, prediction in zip(chunk, predictions, strict=True):
-            yield _row(record, prediction, names)
+            yield _row(record, prediction, h, names)
 
 
 # ---------------------------------------------------------------------------------------------------- writing

@@ -46,6 +46,7 @@ __all__ = [
     "load_label_names",
     "label_names_to_dict",
     "label_names_from_dict",
+    "display_path",
 ]
 
 LABEL_NAMES_FILE = "label_names.json"  # the checkpoint's copy
@@ -79,6 +80,12 @@ def readable_name(name: str) -> str:
     words = split_words(name)
     kept = [w for w in words if w not in CODE_WORDS] or words
     return " ".join(kept) if kept else name
+
+
+def display_path(hierarchy: LabelHierarchy, label: int, names: Mapping[int, str]) -> list[str]:
+    """The names from the top down to ``label``, each in its display name (``names``: label id → name) where it has
+    one: ``["computers", "computer graphics"]`` for ``comp > comp.graphics``."""
+    return [names.get(i, hierarchy.name(i)) for i in (*hierarchy.ancestors(label), label)]
 
 
 def label_texts(
