@@ -578,6 +578,7 @@ class JobManager:
                 max_length=request.model.max_length,
                 callback=progress,
                 cancel=self._cancel,
+                precision=self.config.precision,  # bf16 on CPUs with bf16 instructions, like the app's predictions
             )
         except ImportError:
             return self._no_baseline("The frozen-embedding baseline is not available in this installation.")

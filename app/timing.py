@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hpt_core.training as training
-from hpt_core.device import device_summary
+from hpt_core.device import device_summary, resolve_precision
 from hpt_core.inference import evaluate_model
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.training import TrainConfig
@@ -249,7 +249,7 @@ def calibrate(splits: Any, model: HPTConfig, train: TrainConfig, data: str = "")
         scored = splits.dev.documents or docs
         chunk = splits.train.subset([scored[k % len(scored)] for k in range(train.eval_batch_size)])
         started = time.perf_counter()
-        evaluate_model(hpt, chunk, train.eval_batch_size)
+        evaluate_model(hpt, chunk, train.eval_batch_size, precision=resolve_precision(hpt.device, train.precision))
         eval_doc = (time.perf_counter() - started) / len(chunk)
         with tempfile.TemporaryDirectory(prefix="hpt-calibration-") as folder:
             started = time.perf_counter()

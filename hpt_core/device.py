@@ -13,7 +13,7 @@ import torch
 
 from hpt_core.errors import ConfigError
 
-__all__ = ["resolve_device", "device_summary", "autocast", "native_bf16", "PRECISIONS"]
+__all__ = ["resolve_device", "device_summary", "autocast", "resolve_precision", "native_bf16", "PRECISIONS"]
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # training autocast choices (TrainConfig.precision)
 
@@ -61,6 +61,17 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """What ``precision`` means on ``device`` for training steps, dev scoring, the Predictor and the sentence
+    baseline: ``auto`` becomes ``bf16`` on CPUs with bf16 instructions (a training step 1.6× faster and prediction 2×
+    on the 2-core AMD EPYC measured, no dev-F1 cost; docs/benchmarks.md) and ``fp32`` on other CPUs, where emulated
+    bf16 is slower than fp32; on GPUs it stays ``auto`` (``autocast`` picks bf16 or fp16). Other values are returned
+    unchanged."""
+    if precision == "auto" and device.type == "cpu":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def native_bf16(device: torch.device) -> bool:

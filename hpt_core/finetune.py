@@ -121,6 +121,7 @@ def training_summary(run: TrainResult, splits: Splits) -> dict[str, Any]:
         "stopped_early": run.stopped_early,
         "cancelled": run.cancelled,
         "device": run.device,
+        "precision": run.precision,
         "processes": run.processes,
         "train_documents": len(splits.train),
         "dev_documents": len(splits.dev),

@@ -26,12 +26,16 @@ __all__ = ["score_documents", "decode", "evaluate_model", "metrics_entry"]
 
 @torch.inference_mode()
 def score_documents(
-    model: HPTModel, texts: list[str], batch_size: int = 32, lengths: list[int] | None = None
+    model: HPTModel,
+    texts: list[str],
+    batch_size: int = 32,
+    lengths: list[int] | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Label scores ``(N, C)`` for ``texts`` in eval mode (predict ``s > 0``); batches sorted by length.
 
     ``lengths``, when given, is filled with each text's wordpiece count before truncation (one tokenisation serves
-    both)."""
+    both). ``precision`` is ``device.autocast``'s: ``auto`` is fp32 on the CPU and mixed precision on GPUs."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -42,7 +46,7 @@ def score_documents(
         idx = order[start : start + batch_size]
         batch = model.encode([texts[i] for i in idx])
         counts[idx] = batch.text_lengths.numpy()
-        with autocast(device, "auto"):
+        with autocast(device, precision):
             out[idx] = model(batch.to(device)).scores.float().cpu().numpy()
     model.train(was_training)
     if lengths is not None:
@@ -57,10 +61,15 @@ def decode(scores: np.ndarray, threshold: float = 0.0) -> list[list[int]]:
 
 
 def evaluate_model(
-    model: HPTModel, dataset: Dataset, batch_size: int = 32, train_counts: list[int] | None = None
+    model: HPTModel,
+    dataset: Dataset,
+    batch_size: int = 32,
+    train_counts: list[int] | None = None,
+    precision: str = "auto",
 ) -> EvalReport:
-    """Scores ``dataset`` and returns an ``EvalReport`` of the raw predicted sets ``{i: s_i > 0}``."""
-    scores = score_documents(model, [d.text for d in dataset.documents], batch_size)
+    """Scores ``dataset`` (in ``precision``, see ``score_documents``) and returns an ``EvalReport`` of the raw
+    predicted sets ``{i: s_i > 0}``."""
+    scores = score_documents(model, [d.text for d in dataset.documents], batch_size, precision=precision)
     gold = [d.labels for d in dataset.documents]
     return evaluate_sets(gold, decode(scores), model.hierarchy, train_counts=train_counts)
 

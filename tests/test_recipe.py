@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 
+import hpt_core.device as device_module
 from hpt_core.backbones import attention_dropout_modules
 from hpt_core.cli import main
 from hpt_core.data import Dataset, Document
@@ -25,7 +26,16 @@ from hpt_core.errors import ConfigError
 from hpt_core.hierarchy import LabelHierarchy
 from hpt_core.model import HPTConfig, HPTModel
 from hpt_core.pretrain import pretrain, pretrain_config
-from hpt_core.training import RECIPES, Evaluation, TrainConfig, fit, lr_factor, parameter_groups, train
+from hpt_core.training import (
+    RECIPES,
+    Evaluation,
+    TrainConfig,
+    TrainResult,
+    fit,
+    lr_factor,
+    parameter_groups,
+    train,
+)
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
@@ -291,11 +301,24 @@ def test_cpu_bf16_autocast_runs_the_forward_in_bf16(make_model, tiny_docs):
     assert torch.allclose(fast.float(), exact, atol=0.1)  # ... yet close
 
 
-@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("auto", torch.float32)])
-def test_training_on_cpu_autocasts_only_for_bf16(make_model, tiny_train, precision: str, dtype: torch.dtype):
+@pytest.mark.parametrize(
+    ("precision", "native", "dtype"),
+    [
+        ("bf16", False, torch.bfloat16),
+        ("fp32", True, torch.float32),
+        ("auto", True, torch.bfloat16),  # a CPU with bf16 instructions: auto trains in bf16 ...
+        ("auto", False, torch.float32),  # ... and in fp32 on one without (emulated bf16 is slower than fp32)
+    ],
+)
+def test_training_on_cpu_autocasts_for_bf16_and_for_auto_where_native(
+    make_model, tiny_train, monkeypatch, precision: str, native: bool, dtype: torch.dtype
+):
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: native)  # the CPU's instructions, both ways
     model = make_model(HPTConfig(max_length=64))
     config = TrainConfig(max_steps=1, batch_size=7, device="cpu", precision=precision)
-    assert _encoder_dtype(model, lambda: train(model, tiny_train, None, config)) == dtype
+    seen: list[TrainResult] = []
+    assert _encoder_dtype(model, lambda: seen.append(train(model, tiny_train, None, config))) == dtype
+    assert seen[0].precision == ("bf16" if dtype == torch.bfloat16 else "fp32")  # recorded in metrics.json
 
 
 def test_fp16_on_cpu_is_refused_before_training(make_model, tiny_train):

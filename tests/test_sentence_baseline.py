@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hpt_core.device as device_module
 from hpt_core.backbones import RAW_BACKBONE
 from hpt_core.checkpoint import add_sentence_baseline, read_metrics
 from hpt_core.data import Dataset
@@ -22,6 +23,8 @@ from hpt_core.sentence_baseline import (
     BASELINE_NAME,
     C_GRID,
     SentenceBaselineResult,
+    _embed,
+    _encoder,
     duel_table,
     duel_verdict,
     embed_texts,
@@ -109,6 +112,23 @@ def test_embeddings_are_unit_vectors_independent_of_the_batch(wos_splits):
     alone = embed_texts(texts[3:4], max_length=MAX_LENGTH)
     assert np.allclose(alone[0], together[3], atol=1e-5)  # padding in a batch does not leak into the mean
     assert embed_texts([], max_length=MAX_LENGTH).shape == (0, 384)
+
+
+def test_bf16_embeddings_are_the_fp32_ones_to_a_few_1e_3(wos_splits, monkeypatch):
+    texts = [d.text for d in wos_splits.dev.documents[:8]]
+    tokenizer, encoder = _encoder(RAW_BACKBONE)
+    exact = _embed(texts, tokenizer, encoder, MAX_LENGTH)
+    fast = _embed(texts, tokenizer, encoder, MAX_LENGTH, precision="bf16")
+    assert exact is not None and fast is not None and fast.dtype == np.float32
+    assert not np.array_equal(fast, exact)  # the encoder did run in bf16 ...
+    assert np.min(np.sum(fast * exact, axis=1)) > 0.999  # ... and each embedding keeps its direction
+    # "auto" is bf16 only on CPUs with bf16 instructions, and the result says what ran
+    train, dev = _small(wos_splits, 20), wos_splits.dev.subset(wos_splits.dev.documents[:5])
+    small = Splits(train, dev, dev.subset([]), "test")
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(device_module, "native_bf16", lambda device, native=native: native)
+        result = fit_sentence_baseline(small, max_length=MAX_LENGTH, c_grid=(1.0,), precision="auto")
+        assert result.precision == expected and result.to_dict()["precision"] == expected
 
 
 def test_without_dev_documents_c_is_chosen_on_train_and_without_test_nothing_is_scored(wos_splits):
