@@ -19,7 +19,7 @@ from benchmarks.quality.results import run_key
 from benchmarks.quality.run import run_benchmark
 from benchmarks.quality.splits import load_splits
 from benchmarks.quality.stats import paired_bootstrap
-from benchmarks.quality.tables import render
+from benchmarks.quality.tables import recipe_text, render
 
 RUN_FIELDS = {
     "dataset": str,
@@ -253,6 +253,10 @@ def test_preset_variants_for_investigations_get_their_own_name():
     assert (variant.lr, variant.epochs["wos-1k"], variant.epochs["20ng-10pct"]) == (3e-4, 12, 3)
     assert (variant.seeds, variant.news_test) == ((0, 1), None)
     assert PRESETS["cpu"].lr == 1e-4  # the preset itself is unchanged
+    # the benchmark trains in fp32 on every CPU (auto would be bf16 on some); a variant can ask for bf16
+    assert PRESETS["cpu"].train_config("wos-1k", "hpt", 0).precision == "fp32"
+    bf16 = preset_variant(PRESETS["cpu"], ["precision=bf16"])
+    assert bf16.train_config("wos-1k", "hpt", 0).precision == "bf16" and "bf16 autocast" in recipe_text(bf16.to_dict())
     with pytest.raises(SystemExit, match="FIELD one of"):
         preset_variant(PRESETS["cpu"], ["learning_rate=1"])
 

@@ -49,6 +49,7 @@ class Preset:
     schedule: str = "constant"
     warmup_ratio: float = 0.0
     attention_dropout: float | None = None
+    precision: str = "fp32"  # TrainConfig.precision; fp32: the same numbers on every CPU (auto is bf16 on some)
     epochs: dict[str, int] = field(default_factory=lambda: {"20ng-10pct": 3, "wos-1k": 6})
     patience: int = 6
     news_fraction: float = 0.1  # of the standard 20NG training split, stratified
@@ -91,6 +92,7 @@ class Preset:
             lr_embeddings=self.lr_embeddings,
             schedule=self.schedule,
             warmup_ratio=self.warmup_ratio,
+            precision=self.precision,
             patience=self.patience,
             seed=seed,
             **(CODE_FAITHFUL_TRAINING if code_faithful else {}),

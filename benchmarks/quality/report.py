@@ -94,11 +94,12 @@ def write_report(
     written_figures = make_figures(results, figures)
     note = generated_note(f"python -m benchmarks.quality --preset {name} --report")
     text = docs.read_text(encoding="utf-8") if docs.is_file() else "# Benchmarks\n"
-    blocks = [(f"quality-{name}", render(results, sig, written_figures), f"Quality: preset `{name}`")]
-    if checkpoints is not None:
-        blocks.append(("demo-checkpoints", demo_checkpoints_table(checkpoints), "Demo checkpoints"))
-    for block_name, body, heading in blocks:
-        text = replace_block(text, block_name, f"{note}\n\n{body.rstrip()}\n\n", heading)
+    blocks = [(f"quality-{name}", note, render(results, sig, written_figures), f"Quality: preset `{name}`")]
+    if checkpoints is not None:  # the checkpoints' own table: the same command regenerates it from any preset
+        demo_note = generated_note("python -m benchmarks.quality --preset cpu --report")
+        blocks.append(("demo-checkpoints", demo_note, demo_checkpoints_table(checkpoints), "Demo checkpoints"))
+    for block_name, block_note, body, heading in blocks:
+        text = replace_block(text, block_name, f"{block_note}\n\n{body.rstrip()}\n\n", heading)
     write_atomic(docs, text)
     summary = write_json(Path(results_file).with_name(f"quality-{name}-significance.json"), sig, indent=1)
     return [docs, summary] + [figures / f for f in written_figures.values()]

@@ -122,6 +122,8 @@ def recipe_text(preset: dict[str, Any]) -> str:
     text += f", {schedule}" + (f", {100 * warmup:g} % warm-up)" if warmup else ")")
     if preset.get("attention_dropout") is not None:
         text += f", attention dropout {preset['attention_dropout']:g}"
+    if preset.get("precision", "fp32") not in ("auto", "fp32"):  # fp32 unless a variant says otherwise
+        text += f", {preset['precision']} autocast"
     recipes = preset.get("recipes")
     if recipes:
         text += "; recipe per method: " + "; ".join(f"{METHOD_NAMES.get(m, m)}: {r}" for m, r in recipes.items())

@@ -4,6 +4,7 @@
     python -m benchmarks.speed --quick    # every code path with few repeats and small sweeps (CI, ~1 min)
     python -m benchmarks.speed --report   # redraw the figures and the generated tables from speed.json
     python -m benchmarks.speed --only-app # re-measure the app and file sections only (~10 min), the rest kept
+    python -m benchmarks.speed --only-steps # re-measure the training-step options only (~3 min), the rest kept
 
 Absolute times on a shared machine are noisy; the ratios are measured on the same batches, interleaved (A, B, A, B,
 ...) after warm-up, and reported as ratios of medians. Figures go to ``docs/figures/speed-*.png``; the generated
@@ -24,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import write_json
 from benchmarks.speed.app_latency import app_latency
-from benchmarks.speed.costs import model_costs, profile_step
+from benchmarks.speed.costs import model_costs, profile_step, step_options
 from benchmarks.speed.files import file_classification
 from benchmarks.speed.memory import peak_memory, probe
 from benchmarks.speed.report import goals_met, report
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="re-measure only the app latency and file sections and merge them into --out",
     )
+    parser.add_argument(
+        "--only-steps",
+        action="store_true",
+        help="re-measure only the training-step options (attention dropout off, bf16) and merge them into --out",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--probe", choices=("import", "train", "predict"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -53,11 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         report(json.loads(args.out.read_text(encoding="utf-8")))
         return 0
-    if args.only_app:
+    if args.only_app or args.only_steps:
+        flag = "--only-app" if args.only_app else "--only-steps"
         if not args.out.is_file():
-            parser.error(f"--only-app merges into an existing {args.out}; run the full benchmark first")
+            parser.error(f"{flag} merges into an existing {args.out}; run the full benchmark first")
         result = json.loads(args.out.read_text(encoding="utf-8"))
-        result |= app_latency(quick=False) | file_classification(quick=False) | {"app_date": time.strftime("%Y-%m-%d")}
+        if args.only_app:
+            result |= app_latency(quick=False) | file_classification(quick=False)
+            result["app_date"] = time.strftime("%Y-%m-%d")
+        if args.only_steps:
+            options = step_options(quick=False)
+            result |= {k: v for k, v in options.items() if k != "threads"} | {"steps_date": time.strftime("%Y-%m-%d")}
+            result["steps_threads"] = options["threads"]
         result["goals_met"] = goals_met(result)
         write_json(args.out, result)
         report(result)

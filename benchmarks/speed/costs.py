@@ -129,8 +129,14 @@ def recipe_step_options(hierarchy: Any, batches: list[Any], repeats: int, quick:
         with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
             fp32_step()
 
+    def bf16_no_dropout_step() -> None:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            no_dropout_step()
+
     native = native_bf16(torch.device("cpu"))
-    fns = {"fp32": fp32_step, "attention_dropout_0": no_dropout_step} | ({"bf16_autocast": bf16_step} if native else {})
+    fns = {"fp32": fp32_step, "attention_dropout_0": no_dropout_step}
+    if native:  # both options together: what the app's Fine-tune defaults run on such a CPU
+        fns |= {"bf16_autocast": bf16_step, "bf16_autocast_attention_dropout_0": bf16_no_dropout_step}
     seconds = interleaved(fns, repeats)
     if not native and not quick:
         seconds |= interleaved({"bf16_autocast": bf16_step}, repeats=1)
@@ -140,6 +146,17 @@ def recipe_step_options(hierarchy: Any, batches: list[Any], repeats: int, quick:
         "train_step_options_speedup": {k: round(seconds["fp32"] / v, 3) for k, v in seconds.items() if k != "fp32"},
         "cpu_native_bf16": native,
     }
+
+
+def step_options(quick: bool) -> dict[str, Any]:
+    """``recipe_step_options`` alone, on the same real 20 Newsgroups batches as ``model_costs`` (``--only-steps``)."""
+    import torch
+
+    hierarchy = news_hierarchy()
+    texts = news_texts("train", min_tokens=LENGTH, count=BATCH * (2 if quick else 4))
+    torch.manual_seed(0)
+    batches = hpt_batches(hpt_model(hierarchy), hierarchy, texts)
+    return {"threads": torch.get_num_threads()} | recipe_step_options(hierarchy, batches, 2 if quick else 15, quick)
 
 
 def profile_step(path: Path) -> str:
