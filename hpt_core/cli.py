@@ -75,6 +75,18 @@ def _processes_note(batch_size: int) -> None:
         _info(f"Processes: {n} (DDP); the batch of {batch_size} is split across them, ~{batch_size / n:g} each.")
 
 
+def _precision_note(device: str, precision: str) -> None:
+    """Say when ``--precision auto`` trains in bf16 on this CPU (the numbers then differ from an fp32 CPU's)."""
+    from hpt_core.device import resolve_device, resolve_precision
+
+    try:
+        target = resolve_device(device)
+    except HPTError:
+        return  # the run itself reports a bad --device
+    if precision == "auto" and resolve_precision(target, precision) == "bf16" and target.type == "cpu":
+        _info("Precision: bf16 (this CPU has bf16 instructions: faster steps); --precision fp32 for fp32.")
+
+
 def _progress_log(path: str | None, append: bool = False) -> Callable[[Any], None]:
     """``--log-file``: every progress event as one JSON line (started empty, or continued when ``append``); a no-op
     without a path."""
@@ -151,6 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _info(f"Data: {splits.summary()}")
     _info(f"Model: {model_config.variant_name} on {model_config.backbone}.")
     _processes_note(train_config.batch_size)
+    _precision_note(train_config.device, train_config.precision)
     bars: list[Any] = []  # created at the first step, so set-up errors print alone
     log = _progress_log(args.log_file if _is_main() else None)
 

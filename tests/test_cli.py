@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import hpt_core.device as device_module
 from hpt_core.cli import main
 
 N_DOCS = 200
@@ -501,6 +502,18 @@ def test_train_overwrite_replaces_out(capsys, wos_slice, tmp_path, tiny_backbone
     assert not (out_dir / "notes.txt").exists()
     assert all((out_dir / name).is_file() for name in CHECKPOINT_FILES)
     assert json.loads(out)["training"]["steps"] == 1
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_train_says_when_auto_precision_trains_in_bf16(
+    capsys, monkeypatch, wos_slice, tmp_path, tiny_backbone_dir, native
+):
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: native)  # the CPU's instructions, both ways
+    argv = ["train", "--data", wos_slice, "--out", tmp_path / "m", "--backbone", tiny_backbone_dir]
+    code, out, err = call(capsys, [*argv, "--max-steps", "1", "--max-length", "32", "--device", "cpu"])
+    assert code == 0, err
+    assert ("Precision: bf16" in err) == native  # said only where auto does train in bf16
+    assert json.loads(out)["training"]["precision"] == ("bf16" if native else "fp32")
 
 
 def test_train_code_faithful_applies_both_presets(capsys, wos_slice, tmp_path, tiny_backbone_dir):
