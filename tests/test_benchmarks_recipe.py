@@ -81,10 +81,12 @@ def _write(directory: Path, preset_name: str, runs: list[dict]) -> None:
 def _search_files(tmp_path: Path, new_dev: float, new_test: float) -> None:
     base = [_run(d, m, 0, 0.4, 0.4) for d in ("wos-1k", "20ng-10pct") for m in ("hpt", "finetune")]
     base += [_run(d, "emb-lr", 0, 0.45, 0.45, backbone="minilm-l6") for d in ("wos-1k", "20ng-10pct")]
+    base += [_run("wos-1k", "hpt-code", 0, 0.1, 0.1)]  # HPT's official-code variant, one rate
     _write(tmp_path, "cpu", base)
     name = recipe.recipe_preset("new 1e-3").name
     new = [_run(d, "hpt", s, new_dev, new_test) for d in ("wos-1k", "20ng-10pct") for s in (0, 1)]
     new += [_run(d, "finetune", 0, 0.3, 0.9) for d in ("wos-1k", "20ng-10pct")]  # better on test, worse on dev
+    new += [_run("wos-1k", "hpt-code", 0, 0.2, 0.2)]  # HPT's official-code variant under HPT's candidate
     _write(tmp_path, name, new)
 
 
@@ -103,11 +105,18 @@ def test_the_merged_comparison_has_the_baselines_and_each_methods_chosen_runs(tm
     _search_files(tmp_path, new_dev=0.5, new_test=0.1)
     results, predictions = recipe.merged_results({"hpt": "new 1e-3", "finetune": "one rate"}, tmp_path)
     kinds = sorted((r["method"], r["seed"], r.get("recipe")) for r in results["runs"] if r["dataset"] == "wos-1k")
-    assert kinds == [("emb-lr", 0, None), ("finetune", 0, "one rate"), ("hpt", 0, "new 1e-3"), ("hpt", 1, "new 1e-3")]
+    assert kinds == [
+        ("emb-lr", 0, None),
+        ("finetune", 0, "one rate"),
+        ("hpt", 0, "new 1e-3"),
+        ("hpt", 1, "new 1e-3"),
+        ("hpt-code", 0, "new 1e-3"),  # it follows HPT's chosen recipe, not the base preset's one rate
+    ]
     assert all(
         run_key(r["dataset"], r["method"], r["backbone"], r["seed"]) in predictions["runs"] for r in results["runs"]
     )
     assert results["preset"]["lr_new"] == 0.001 and results["preset"]["recipes"]["hpt"] == "new 1e-3"
+    assert results["preset"]["recipes"]["hpt-code"] == "new 1e-3"
 
 
 def test_recipe_text_describes_old_and_new_presets():

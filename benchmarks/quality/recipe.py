@@ -26,6 +26,7 @@ from benchmarks.quality.results import load_predictions, load_results, predictio
 BASE = "cpu"  # the preset whose splits, budget (epochs, batch, length) and baselines every candidate shares
 SEARCH_SEED = 0
 SEARCH_METHODS = ("hpt", "finetune", "hard", "soft")  # each gets every candidate: the same tuning budget
+FOLLOWERS = {"hpt-code": "hpt"}  # HPT's official-code variant has no search of its own: it trains with HPT's recipe
 BASELINES = ("emb-lr", "setfit", "tfidf-lr", "hiclass")  # taken from the base preset's results unchanged
 # candidate -> --set changes of the base preset; "one rate" is the base preset itself (lr 1e-4 for every parameter)
 RECIPES: dict[str, tuple[str, ...]] = {
@@ -97,7 +98,8 @@ def merged_results(chosen: dict[str, str], directory: Path = RESULTS) -> tuple[d
     for r in runs:
         key = run_key(r["dataset"], r["method"], r["backbone"], r["seed"])
         predictions["runs"][key] = base_predictions["runs"][key]
-    for method, recipe in chosen.items():
+    plan = chosen | {method: chosen[lead] for method, lead in FOLLOWERS.items() if lead in chosen}
+    for method, recipe in plan.items():
         source = recipe_preset(recipe).name
         these = [r for r in _runs(recipe, directory) if r["method"] == method and r["backbone"] == primary]
         stored = load_predictions(predictions_path(source, directory))["runs"]
@@ -107,10 +109,10 @@ def merged_results(chosen: dict[str, str], directory: Path = RESULTS) -> tuple[d
                 runs.append(r | {"recipe": recipe})
                 predictions["runs"][key] = stored[key]
     preset = recipe_preset(chosen.get("hpt", "one rate")).to_dict()
-    seeds = sorted({r["seed"] for r in runs if r["method"] in chosen})
+    seeds = sorted({r["seed"] for r in runs if r["method"] in plan})
     named = [results_path(BASE).name] + [results_path(recipe_preset(r).name).name for r in sorted(set(chosen.values()))]
     sources = list(dict.fromkeys(named))  # the base preset's file once, also when it holds a chosen recipe's runs
-    preset |= {"name": "cpu-recipe", "backbones": [primary], "recipes": chosen, "seeds": seeds, "sources": sources}
+    preset |= {"name": "cpu-recipe", "backbones": [primary], "recipes": plan, "seeds": seeds, "sources": sources}
     results = {"runs": runs, "preset": preset, "splits": base.get("splits", {}), "environment": base.get("environment")}
     return results, predictions
 
@@ -211,7 +213,16 @@ def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[s
         results, predictions = merged_results(chosen, directory)
         results = with_hierarchical_f1(results, predictions, dataset_parents(results, predictions))
         picked = ", ".join(f"{METHOD_NAMES[m]}: {r}" for m, r in chosen.items())
-        out.append(f"### New-recipe comparison\n\nChosen on dev: {picked}. Baselines as in the `cpu` preset.\n")
+        followers = "; ".join(
+            f"{METHOD_NAMES[m]} trains with {METHOD_NAMES[lead]}'s recipe"
+            for m, lead in FOLLOWERS.items()
+            if lead in chosen
+        )
+        out.append(
+            f"### New-recipe comparison\n\nChosen on dev: {picked}"
+            + (f" ({followers})" if followers else "")
+            + ". Baselines as in the `cpu` preset.\n"
+        )
         body = render(results, significance(results, predictions), {})
         out.append(body.replace("### ", "#### "))
     return "\n".join(out), written
