@@ -96,8 +96,8 @@ class AppConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(epochs=5, batch_size=16, lr=1e-4, seed=0, patience=3)
     )
-    # Attention dropout off: a CPU training step 1.26x faster at no dev-F1 cost in the recipe runs (docs/benchmarks.md);
-    # with bf16 on CPUs that have bf16 instructions (TrainConfig.precision "auto") a step is about 2x faster.
+    # Attention dropout off: an fp32 CPU training step 1.13x faster at no dev-F1 cost in the recipe runs
+    # (docs/benchmarks.md); with bf16 on CPUs that have bf16 instructions (TrainConfig.precision "auto") 1.53x.
     model: HPTConfig = field(
         default_factory=lambda: HPTConfig(backbone="minilm-l6-mlm", max_length=128, attention_dropout=0.0)
     )

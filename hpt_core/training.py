@@ -8,7 +8,7 @@ groups with their own learning rates (``parameter_groups``: what HPT adds, the w
 backbone; ``lr_new``, ``lr_embeddings``, ``lr``), a warm-up and a constant, linear or cosine schedule (``lr_factor``);
 ``RECIPES`` names presets: ``cpu`` (the defaults, chosen on dev runs of the default backbone) and ``paper``. On CPU a
 fixed seed gives identical runs on one machine; ``precision="auto"`` trains in bf16 on CPUs with bf16 instructions
-(``device.resolve_precision``: 1.6x faster steps, no dev-F1 cost measured) and in fp32 elsewhere, so use ``fp32`` for
+(``device.resolve_precision``: 1.5x faster steps, no dev-F1 cost measured) and in fp32 elsewhere, so use ``fp32`` for
 the same numbers on every CPU; on GPU, fp16/bf16 autocast is used and runs are close but not bitwise identical.
 """
 
