@@ -84,7 +84,7 @@ def _precision_note(device: str, precision: str) -> None:
     except HPTError:
         return  # the run itself reports a bad --device
     if precision == "auto" and resolve_precision(target, precision) == "bf16" and target.type == "cpu":
-        _info("Precision: bf16 (this CPU has bf16 instructions: faster steps); --precision fp32 for fp32.")
+        _info("Precision: bf16 (this CPU has bf16 instructions, so training runs faster); --precision fp32 for fp32.")
 
 
 def _progress_log(path: str | None, append: bool = False) -> Callable[[Any], None]:
