@@ -83,7 +83,7 @@ def _precision_note(device: str, precision: str) -> None:
         target = resolve_device(device)
     except HPTError:
         return  # the run itself reports a bad --device
-    if precision == "auto" and resolve_precision(target, precision) == "bf16" and target.type == "cpu":
+    if precision == "auto" and resolve_precision(target, precision) == "bf16":  # only a CPU resolves auto to bf16
         _info("Precision: bf16 (this CPU has bf16 instructions, so training runs faster); --precision fp32 for fp32.")
 
 

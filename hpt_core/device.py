@@ -64,11 +64,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def resolve_precision(device: torch.device, precision: str) -> str:
-    """What ``precision`` means on ``device`` for training steps, dev scoring, the Predictor and the sentence
-    baseline: ``auto`` becomes ``bf16`` on CPUs with bf16 instructions (a training step 1.5× faster and prediction 2×
-    on the 2-core AMD EPYC measured, no dev-F1 cost; docs/benchmarks.md) and ``fp32`` on other CPUs, where emulated
-    bf16 is slower than fp32; on GPUs it stays ``auto`` (``autocast`` picks bf16 or fp16). Other values are returned
-    unchanged."""
+    """What ``precision`` means on ``device`` for training steps, dev scoring and the sentence baseline (the
+    ``Predictor`` resolves its own ``auto`` the same way on the CPU): ``auto`` becomes ``bf16`` on CPUs with bf16
+    instructions (a training step 1.5× faster and prediction 2× on the 2-core AMD EPYC measured, no dev-F1 cost;
+    docs/benchmarks.md) and ``fp32`` on other CPUs, where emulated bf16 is slower than fp32; on GPUs it stays
+    ``auto`` (``autocast`` picks bf16 or fp16). Other values are returned unchanged."""
     if precision == "auto" and device.type == "cpu":
         return "bf16" if native_bf16(device) else "fp32"
     return precision
