@@ -126,3 +126,37 @@ def test_recipe_text_describes_old_and_new_presets():
         "learning rates 0.0001 for the backbone, 0.003 for the new parameters, 0.0001 for the word embeddings "
         "(Adam, linear, 10 % warm-up)"
     )
+
+
+def test_ablations_follow_hpts_chosen_recipe_and_dev_names_the_default_variant(tmp_path: Path):
+    _search_files(tmp_path, new_dev=0.5, new_test=0.1)
+    name = recipe.recipe_preset("new 1e-3").name
+    extra = [_run("wos-1k", "bce", 0, 0.05, 0.05)]  # an ablation under HPT's candidate
+    extra += [_run("20ng-10pct", "hpt-code", 0, 0.6, 0.2)]  # the code variant, now on both datasets
+    results = load_results(results_path(name, tmp_path))
+    _write(tmp_path, name, results["runs"] + extra)
+    results, _ = recipe.merged_results({"hpt": "new 1e-3", "finetune": "one rate"}, tmp_path)
+    assert ("bce", "new 1e-3") in {(r["method"], r.get("recipe")) for r in results["runs"]}
+    assert (
+        recipe._followers_text({"hpt": "new 1e-3"}) == "HPT (code-faithful) and the ablations train with HPT's recipe"
+    )
+    # seed 0 on both datasets: HPT 0.5 and 0.5, the code variant 0.2 (WOS-1k) and 0.6 (20NG-10 %)
+    scores = recipe.variant_scores(results)
+    assert scores == {"hpt": 0.5, "hpt-code": 0.4, "runs": 2}
+    assert "50.00 for paper-faithful HPT and 40.00 for HPT (code-faithful), so the library keeps" in (
+        recipe.variant_text(results)
+    )
+    without_20ng = {**results, "runs": [r for r in results["runs"] if r["dataset"] == "wos-1k"]}
+    assert recipe.variant_scores(without_20ng) is None and recipe.variant_text(without_20ng) == ""
+
+
+def test_the_search_runs_every_seed_of_the_followers_with_the_leads_recipe(tmp_path: Path):
+    _search_files(tmp_path, new_dev=0.5, new_test=0.1)
+    calls = []
+
+    def fake_run(preset, directory, only, log):  # records which runs the search asks for; trains nothing
+        calls.append((preset.name, only("wos-1k", "bce", "minilm-l6-mlm", 2), only("wos-1k", "hpt", "minilm-l6", 0)))
+
+    recipe.run_search(fake_run, tmp_path, log=lambda _: None)
+    lead = recipe.recipe_preset("new 1e-3").name
+    assert (lead, True, False) in calls  # the ablation, every seed, under HPT's chosen recipe; never another backbone

@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import DOCS, FIGURES, RESULTS, generated_note, replace_block, write_atomic
-from benchmarks.quality.methods import METHOD_NAMES, dataset_name
+from benchmarks.quality.methods import ABLATION_METHODS, METHOD_NAMES, dataset_name
 from benchmarks.quality.presets import PRESETS, Preset, preset_variant
 from benchmarks.quality.results import load_predictions, load_results, predictions_path, results_path, run_key
 
 BASE = "cpu"  # the preset whose splits, budget (epochs, batch, length) and baselines every candidate shares
 SEARCH_SEED = 0
 SEARCH_METHODS = ("hpt", "finetune", "hard", "soft")  # each gets every candidate: the same tuning budget
-FOLLOWERS = {"hpt-code": "hpt"}  # HPT's official-code variant has no search of its own: it trains with HPT's recipe
+# no search of their own: HPT's official-code variant and the ablations (HPT with one part changed) train with
+# HPT's chosen recipe, so each paired difference is about the part, not the recipe
+FOLLOWERS = {"hpt-code": "hpt"} | {m: "hpt" for m in ABLATION_METHODS}
 BASELINES = ("emb-lr", "setfit", "tfidf-lr", "hiclass")  # taken from the base preset's results unchanged
 # candidate -> --set changes of the base preset; "one rate" is the base preset itself (lr 1e-4 for every parameter)
 RECIPES: dict[str, tuple[str, ...]] = {
@@ -183,6 +185,52 @@ def curves_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def _followers_text(chosen: dict[str, str]) -> str:
+    """'X and the ablations train with HPT's recipe' for the followers whose lead has a chosen recipe."""
+    parts = []
+    for lead in dict.fromkeys(FOLLOWERS.values()):
+        if lead not in chosen:
+            continue
+        names = [METHOD_NAMES[m] for m, m_lead in FOLLOWERS.items() if m_lead == lead and m not in ABLATION_METHODS]
+        if any(m_lead == lead for m, m_lead in FOLLOWERS.items() if m in ABLATION_METHODS):
+            names.append("the ablations")
+        verb = "trains" if len(names) == 1 else "train"
+        parts.append(f"{' and '.join(names)} {verb} with {METHOD_NAMES[lead]}'s recipe")
+    return "; ".join(parts)
+
+
+def variant_scores(results: dict[str, Any]) -> dict[str, float] | None:
+    """Mean dev macro-F1 of paper-faithful HPT and of ``hpt-code`` over every dataset and the seeds both have, or
+    None while either lacks a run: the dev evidence for the library's default variant."""
+    primary = PRESETS[BASE].backbones[0]
+    by_method: dict[str, dict[tuple[str, int], float]] = {"hpt": {}, "hpt-code": {}}
+    for r in results["runs"]:
+        if r["method"] in by_method and r["backbone"] == primary and r.get("dev_macro_f1") is not None:
+            by_method[r["method"]][(r["dataset"], r["seed"])] = r["dev_macro_f1"]
+    shared = sorted(set(by_method["hpt"]) & set(by_method["hpt-code"]))
+    if {d for d, _ in shared} != set(PRESETS[BASE].datasets):
+        return None
+    return {m: float(np.mean([by_method[m][k] for k in shared])) for m in by_method} | {"runs": len(shared)}
+
+
+def variant_text(results: dict[str, Any]) -> str:
+    """One sentence: which HPT variant dev prefers under the chosen recipe (the library's default is the paper's)."""
+    scores = variant_scores(results)
+    if scores is None:
+        return ""
+    hpt, code = 100 * scores["hpt"], 100 * scores["hpt-code"]
+    verdict = (
+        "so the library keeps the paper's variant as its default"
+        if hpt >= code
+        else "so dev prefers the official code's variant (`--code-faithful`); the library's default is still the "
+        "paper's"
+    )
+    return (
+        f"Default variant, on dev: mean dev macro-F1 over both datasets ({scores['runs']} runs each) is {hpt:.2f} for "
+        f"paper-faithful HPT and {code:.2f} for HPT (code-faithful), {verdict}."
+    )
+
+
 def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[str, list[Path]]:
     """The recipe block's Markdown (search table, dev curves, the new-recipe comparison) and the files it drew."""
     from benchmarks.quality.report import dataset_parents, with_hierarchical_f1
@@ -213,15 +261,12 @@ def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[s
         results, predictions = merged_results(chosen, directory)
         results = with_hierarchical_f1(results, predictions, dataset_parents(results, predictions))
         picked = ", ".join(f"{METHOD_NAMES[m]}: {r}" for m, r in chosen.items())
-        followers = "; ".join(
-            f"{METHOD_NAMES[m]} trains with {METHOD_NAMES[lead]}'s recipe"
-            for m, lead in FOLLOWERS.items()
-            if lead in chosen
-        )
         out.append(
             f"### New-recipe comparison\n\nChosen on dev: {picked}"
-            + (f" ({followers})" if followers else "")
-            + ". Baselines as in the `cpu` preset.\n"
+            + (f" ({_followers_text(chosen)})" if _followers_text(chosen) else "")
+            + ". Baselines as in the `cpu` preset."
+            + (f" {variant_text(results)}" if variant_text(results) else "")
+            + "\n"
         )
         body = render(results, significance(results, predictions), {})
         out.append(body.replace("### ", "#### "))
@@ -261,4 +306,12 @@ def run_search(
                 return m == method and backbone == primary
 
             run(recipe_preset(recipe), directory=directory, only=every_seed, log=log)
+        for method, lead in FOLLOWERS.items():
+            if lead not in chosen:
+                continue
+
+            def follower(dataset: str, m: str, backbone: str, seed: int, method: str = method) -> bool:
+                return m == method and backbone == primary
+
+            run(recipe_preset(chosen[lead]), directory=directory, only=follower, log=log)
     return chosen
