@@ -160,3 +160,17 @@ def test_the_search_runs_every_seed_of_the_followers_with_the_leads_recipe(tmp_p
     recipe.run_search(fake_run, tmp_path, log=lambda _: None)
     lead = recipe.recipe_preset("new 1e-3").name
     assert (lead, True, False) in calls  # the ablation, every seed, under HPT's chosen recipe; never another backbone
+
+
+def test_recipe_text_groups_the_methods_that_share_a_recipe():
+    from benchmarks.quality.methods import ABLATION_METHODS
+
+    one = "new 3e-3, linear, warm-up 10 %"
+    recipes = {"hpt": one, "finetune": "new 1e-3", "soft": "new 1e-3", "hpt-code": one}
+    text = recipe_text(PRESETS["cpu"].to_dict() | {"recipes": recipes | {m: one for m in ABLATION_METHODS}})
+    assert text.endswith(
+        "recipe per method: HPT, HPT (code-faithful) and the ablations: new 3e-3, linear, warm-up 10 %; "
+        "Vanilla fine-tune and SoftPrompt: new 1e-3"
+    )
+    partial = recipe_text(PRESETS["cpu"].to_dict() | {"recipes": {"hpt": one, "bce": one}})
+    assert partial.endswith("recipe per method: HPT and r.p. BCE loss: new 3e-3, linear, warm-up 10 %")

@@ -126,8 +126,21 @@ def recipe_text(preset: dict[str, Any]) -> str:
         text += f", {preset['precision']} autocast"
     recipes = preset.get("recipes")
     if recipes:
-        text += "; recipe per method: " + "; ".join(f"{METHOD_NAMES.get(m, m)}: {r}" for m, r in recipes.items())
+        groups: dict[str, list[str]] = {}
+        for method, recipe in recipes.items():
+            groups.setdefault(recipe, []).append(method)
+        text += "; recipe per method: " + "; ".join(f"{_method_list(ms)}: {r}" for r, ms in groups.items())
     return text
+
+
+def _method_list(methods: list[str]) -> str:
+    """'HPT, HPT (code-faithful) and the ablations': the methods' names, every ablation named once as a group."""
+    names = [METHOD_NAMES.get(m, m) for m in methods if m not in ABLATION_METHODS]
+    if set(ABLATION_METHODS) <= set(methods):
+        names.append("the ablations")
+    else:
+        names += [METHOD_NAMES.get(m, m) for m in methods if m in ABLATION_METHODS]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def render(results: dict[str, Any], sig: list[dict[str, Any]], figures: dict[str, str]) -> str:
