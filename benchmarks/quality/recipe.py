@@ -187,15 +187,14 @@ def curves_figure(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 def _followers_text(chosen: dict[str, str]) -> str:
     """'X and the ablations train with HPT's recipe' for the followers whose lead has a chosen recipe."""
+    from benchmarks.quality.tables import method_list
+
     parts = []
     for lead in dict.fromkeys(FOLLOWERS.values()):
-        if lead not in chosen:
-            continue
-        names = [METHOD_NAMES[m] for m, m_lead in FOLLOWERS.items() if m_lead == lead and m not in ABLATION_METHODS]
-        if any(m_lead == lead for m, m_lead in FOLLOWERS.items() if m in ABLATION_METHODS):
-            names.append("the ablations")
-        verb = "trains" if len(names) == 1 else "train"
-        parts.append(f"{' and '.join(names)} {verb} with {METHOD_NAMES[lead]}'s recipe")
+        if lead in chosen:
+            followers = [m for m, m_lead in FOLLOWERS.items() if m_lead == lead]
+            verb = "trains" if len(followers) == 1 else "train"
+            parts.append(f"{method_list(followers)} {verb} with {METHOD_NAMES[lead]}'s recipe")
     return "; ".join(parts)
 
 

@@ -129,11 +129,11 @@ def recipe_text(preset: dict[str, Any]) -> str:
         groups: dict[str, list[str]] = {}
         for method, recipe in recipes.items():
             groups.setdefault(recipe, []).append(method)
-        text += "; recipe per method: " + "; ".join(f"{_method_list(ms)}: {r}" for r, ms in groups.items())
+        text += "; recipe per method: " + "; ".join(f"{method_list(ms)}: {r}" for r, ms in groups.items())
     return text
 
 
-def _method_list(methods: list[str]) -> str:
+def method_list(methods: list[str]) -> str:
     """'HPT, HPT (code-faithful) and the ablations': the methods' names, every ablation named once as a group."""
     names = [METHOD_NAMES.get(m, m) for m in methods if m not in ABLATION_METHODS]
     if set(ABLATION_METHODS) <= set(methods):
