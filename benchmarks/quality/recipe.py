@@ -89,6 +89,11 @@ def choose(rows: list[dict[str, Any]]) -> dict[str, str]:
     return chosen
 
 
+def recipe_plan(chosen: dict[str, str]) -> dict[str, str]:
+    """Method -> recipe for every method that trains with a chosen recipe: the searched ones, then their followers."""
+    return chosen | {method: chosen[lead] for method, lead in FOLLOWERS.items() if lead in chosen}
+
+
 def merged_results(chosen: dict[str, str], directory: Path = RESULTS) -> tuple[dict[str, Any], dict[str, Any]]:
     """The new-recipe comparison as one results file would hold it: each method's runs under its chosen recipe, and
     the base preset's baselines (same splits, data seed and test documents), with their predicted sets."""
@@ -100,7 +105,7 @@ def merged_results(chosen: dict[str, str], directory: Path = RESULTS) -> tuple[d
     for r in runs:
         key = run_key(r["dataset"], r["method"], r["backbone"], r["seed"])
         predictions["runs"][key] = base_predictions["runs"][key]
-    plan = chosen | {method: chosen[lead] for method, lead in FOLLOWERS.items() if lead in chosen}
+    plan = recipe_plan(chosen)
     for method, recipe in plan.items():
         source = recipe_preset(recipe).name
         these = [r for r in _runs(recipe, directory) if r["method"] == method and r["backbone"] == primary]
@@ -260,11 +265,12 @@ def render_recipe(directory: Path = RESULTS, figures: Path = FIGURES) -> tuple[s
         results, predictions = merged_results(chosen, directory)
         results = with_hierarchical_f1(results, predictions, dataset_parents(results, predictions))
         picked = ", ".join(f"{METHOD_NAMES[m]}: {r}" for m, r in chosen.items())
+        followers, variant = _followers_text(chosen), variant_text(results)
         out.append(
             f"### New-recipe comparison\n\nChosen on dev: {picked}"
-            + (f" ({_followers_text(chosen)})" if _followers_text(chosen) else "")
+            + (f" ({followers})" if followers else "")
             + ". Baselines as in the `cpu` preset."
-            + (f" {variant_text(results)}" if variant_text(results) else "")
+            + (f" {variant}" if variant else "")
             + "\n"
         )
         body = render(results, significance(results, predictions), {})
@@ -286,7 +292,8 @@ def run_search(
     run: Callable[..., Any], directory: Path = RESULTS, log: Callable[[str], None] = print, seeds_after: bool = True
 ) -> dict[str, str]:
     """The seed-0 runs of every candidate for every search method, then (``seeds_after``) every seed of each
-    method's chosen recipe; ``run`` is ``run_benchmark``. Resumable: runs already in a file are skipped."""
+    method's chosen recipe and of its followers; ``run`` is ``run_benchmark``. Resumable: runs already in a file are
+    skipped."""
     primary = PRESETS[BASE].backbones[0]
     for recipe in RECIPES:
         if not RECIPES[recipe]:
@@ -299,18 +306,10 @@ def run_search(
     chosen = choose(search_rows(directory))
     log(f"chosen on dev: {chosen}")
     if seeds_after:
-        for method, recipe in chosen.items():
+        for method, recipe in recipe_plan(chosen).items():  # the searched methods, then HPT's followers
 
             def every_seed(dataset: str, m: str, backbone: str, seed: int, method: str = method) -> bool:
                 return m == method and backbone == primary
 
             run(recipe_preset(recipe), directory=directory, only=every_seed, log=log)
-        for method, lead in FOLLOWERS.items():
-            if lead not in chosen:
-                continue
-
-            def follower(dataset: str, m: str, backbone: str, seed: int, method: str = method) -> bool:
-                return m == method and backbone == primary
-
-            run(recipe_preset(chosen[lead]), directory=directory, only=follower, log=log)
     return chosen
